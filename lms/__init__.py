@@ -1,0 +1,1 @@
+"""The LMS streaming server: the application package (config, CLI, node, edges, store)."""

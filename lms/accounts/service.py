@@ -1,0 +1,84 @@
+"""Registration, login and token refresh: the rules, with storage and hashing passed in."""
+
+from __future__ import annotations
+
+import structlog
+
+from lms.accounts.passwords import hash_password, needs_rehash, verify_password
+from lms.accounts.tokens import TokenIssuer
+from lms.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from lms.domain.access import Principal, may_edit_user
+from lms.store import users
+from lms.store.database import Database
+from lms.store.rows import changes
+from proto.api import LoginRequest, RegisterRequest, Role, TokenPair, User, UserPatch
+
+log = structlog.get_logger()
+
+
+class Accounts:
+    def __init__(self, db: Database, issuer: TokenIssuer) -> None:
+        self._db = db
+        self._issuer = issuer
+
+    async def register(self, request: RegisterRequest) -> User:
+        password_hash = await hash_password(request.password)
+        user = await self._db.transaction(
+            users.insert_user, request.email, request.name.strip(), password_hash, Role.LEARNER
+        )
+        if user is None:
+            raise Conflict("an account with this e-mail address already exists")
+        log.info("user_registered", user_id=user.id)
+        return user
+
+    async def login(self, request: LoginRequest) -> TokenPair:
+        found = await self._db.transaction(users.credentials, request.email)
+        user, stored_hash = found if found else (None, None)
+        if not await verify_password(stored_hash, request.password) or user is None:
+            raise Unauthenticated("wrong e-mail address or password")
+        if stored_hash and needs_rehash(stored_hash):
+            new_hash = await hash_password(request.password)
+            await self._db.transaction(users.set_password_hash, user.id, new_hash)
+        return await self._issue(user)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        claims = self._issuer.verify_refresh(refresh_token)
+        successor = self._issuer.refresh(claims.user_id, claims.family)
+        user = await self._db.transaction(
+            users.rotate_refresh, claims.jti, successor.jti, successor.family, successor.expires_at
+        )
+        if user is None:
+            log.warning("refresh_token_replayed", user_id=claims.user_id)
+            raise Unauthenticated("this refresh token was already used or revoked; log in again")
+        return self._pair(user, successor.token)
+
+    async def me(self, who: Principal) -> User:
+        user = await self._db.transaction(users.user_by_id, who.user_id)
+        if user is None:
+            raise Unauthenticated("this account no longer exists")
+        return user
+
+    async def edit(self, who: Principal, user_id: int, patch: UserPatch) -> User:
+        values = changes(patch)
+        if not may_edit_user(who, user_id, changes_role="role" in values):
+            raise Forbidden("only an admin may change roles or edit other users")
+        user = await self._db.transaction(users.update_user, user_id, values)
+        if user is None:
+            raise NotFound(f"no user with id {user_id}")
+        if "role" in values:
+            log.info("user_role_changed", user_id=user_id, role=user.role, by=who.user_id)
+        return user
+
+    async def _issue(self, user: User) -> TokenPair:
+        issued = self._issuer.refresh(user.id)
+        await self._db.transaction(
+            users.store_refresh, issued.jti, issued.family, user.id, issued.expires_at
+        )
+        return self._pair(user, issued.token)
+
+    def _pair(self, user: User, refresh_token: str) -> TokenPair:
+        return TokenPair(
+            access_token=self._issuer.access(user.id, user.role),
+            refresh_token=refresh_token,
+            expires_in=self._issuer.access_ttl,
+        )

@@ -1,0 +1,94 @@
+"""JSON Web Tokens: short-lived access tokens and single-use refresh tokens.
+
+The algorithm is pinned (HS256, verified with `algorithms=["HS256"]`), so a token claiming
+`alg: none` or an asymmetric algorithm is rejected rather than trusted. Every token names its
+type, so a refresh token cannot be used as an access token or the other way round.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from lms.domain.access import Principal
+from lms.errors import Unauthenticated
+from proto.api import Role
+
+ALGORITHM = "HS256"
+ISSUER = "lms"
+
+
+@dataclass(frozen=True)
+class RefreshClaims:
+    user_id: int
+    jti: uuid.UUID
+    family: uuid.UUID
+
+
+@dataclass(frozen=True)
+class IssuedRefresh:
+    token: str
+    jti: uuid.UUID
+    family: uuid.UUID
+    expires_at: float
+
+
+class TokenIssuer:
+    def __init__(self, secret: str, *, access_ttl: int, refresh_ttl: int) -> None:
+        self._secret = secret
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+
+    def access(self, user_id: int, role: Role) -> str:
+        now = int(time.time())
+        claims = {"sub": str(user_id), "role": role.value, "typ": "access"}
+        return self._sign(claims, now, now + self.access_ttl)
+
+    def refresh(self, user_id: int, family: uuid.UUID | None = None) -> IssuedRefresh:
+        now = int(time.time())
+        jti = uuid.uuid4()
+        family = family or uuid.uuid4()
+        expires = now + self.refresh_ttl
+        claims = {"sub": str(user_id), "typ": "refresh", "jti": str(jti), "fam": str(family)}
+        return IssuedRefresh(self._sign(claims, now, expires), jti, family, expires)
+
+    def verify_access(self, token: str) -> Principal:
+        claims = self._verify(token, "access")
+        try:
+            return Principal(int(claims["sub"]), Role(claims["role"]))
+        except (KeyError, ValueError):
+            raise Unauthenticated("the access token is malformed") from None
+
+    def verify_refresh(self, token: str) -> RefreshClaims:
+        claims = self._verify(token, "refresh")
+        try:
+            return RefreshClaims(
+                int(claims["sub"]), uuid.UUID(claims["jti"]), uuid.UUID(claims["fam"])
+            )
+        except (KeyError, ValueError):
+            raise Unauthenticated("the refresh token is malformed") from None
+
+    def _sign(self, claims: dict[str, str], issued: int, expires: int) -> str:
+        payload = {**claims, "iss": ISSUER, "iat": issued, "exp": expires}
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
+
+    def _verify(self, token: str, kind: str) -> dict[str, str]:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "typ", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated(f"the {kind} token has expired") from None
+        except jwt.InvalidTokenError:
+            raise Unauthenticated(f"the {kind} token is invalid") from None
+        if claims.get("typ") != kind:
+            article = "an" if kind == "access" else "a"
+            raise Unauthenticated(f"this is not {article} {kind} token")
+        return claims

@@ -1,0 +1,1 @@
+"""Courses, modules, contents and enrolment, with who may do what."""

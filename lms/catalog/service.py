@@ -1,0 +1,196 @@
+"""Courses, modules, contents and enrolment: each operation checks who may do it, then stores."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+
+from lms.domain.access import (
+    Principal,
+    may_create_courses,
+    may_manage_course,
+    may_read_contents,
+)
+from lms.errors import Forbidden, Invalid, NotFound
+from lms.store import courses
+from lms.store.courses import CoursePart
+from lms.store.database import Database
+from lms.store.rows import changes
+from proto.api import (
+    Content,
+    ContentCreate,
+    ContentPatch,
+    Course,
+    CourseCreate,
+    CoursePatch,
+    Enrollment,
+    Module,
+    ModuleCreate,
+    ModulePatch,
+)
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+class Catalog:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- courses ------------------------------------------------------------------------------
+
+    async def create_course(self, who: Principal, body: CourseCreate) -> Course:
+        if not may_create_courses(who):
+            raise Forbidden("only instructors and admins may create courses")
+        return await self._db.transaction(courses.insert_course, who.user_id, changes(body))
+
+    async def list_courses(self, limit: int, offset: int) -> list[Course]:
+        return await self._db.transaction(courses.list_courses, limit, offset)
+
+    async def course(self, course_id: int) -> Course:
+        course = await self._db.transaction(courses.course_by_id, course_id)
+        if course is None:
+            raise NotFound(f"no course with id {course_id}")
+        return course
+
+    async def edit_course(self, who: Principal, course_id: int, patch: CoursePatch) -> Course:
+        return await self._db.transaction(
+            _managed, who, course_id, courses.update_course, course_id, changes(patch)
+        )
+
+    async def delete_course(self, who: Principal, course_id: int) -> None:
+        await self._db.transaction(_managed, who, course_id, courses.delete_course, course_id)
+
+    # --- modules and contents -----------------------------------------------------------------
+
+    async def add_module(self, who: Principal, course_id: int, body: ModuleCreate) -> Module:
+        return await self._add(who, course_id, courses.modules, changes(body))
+
+    async def modules(self, who: Principal, course_id: int) -> list[Module]:
+        return await self._list(who, course_id, courses.modules)
+
+    async def edit_module(
+        self, who: Principal, course_id: int, module_id: int, patch: ModulePatch
+    ) -> Module:
+        return await self._edit(who, course_id, courses.modules, module_id, changes(patch))
+
+    async def delete_module(self, who: Principal, course_id: int, module_id: int) -> None:
+        await self._delete(who, course_id, courses.modules, module_id)
+
+    async def add_content(self, who: Principal, course_id: int, body: ContentCreate) -> Content:
+        if body.kind == "video" and body.body is not None:
+            raise Invalid("a video content has no body; upload the video to it instead")
+        return await self._add(who, course_id, courses.contents, changes(body))
+
+    async def contents(self, who: Principal, course_id: int) -> list[Content]:
+        return await self._list(who, course_id, courses.contents)
+
+    async def content(self, who: Principal, course_id: int, content_id: int) -> Content:
+        return await self._db.transaction(
+            _readable, who, course_id, courses.contents.get, course_id, content_id
+        )
+
+    async def edit_content(
+        self, who: Principal, course_id: int, content_id: int, patch: ContentPatch
+    ) -> Content:
+        return await self._edit(who, course_id, courses.contents, content_id, changes(patch))
+
+    async def delete_content(self, who: Principal, course_id: int, content_id: int) -> None:
+        await self._delete(who, course_id, courses.contents, content_id)
+
+    # --- enrolment ----------------------------------------------------------------------------
+
+    async def enroll(self, who: Principal, course_id: int) -> tuple[Enrollment, bool]:
+        await self.course(course_id)
+        return await self._db.transaction(courses.enroll, course_id, who.user_id)
+
+    async def unenroll(self, who: Principal, course_id: int) -> None:
+        if not await self._db.transaction(courses.unenroll, course_id, who.user_id):
+            raise NotFound("you are not enrolled in this course")
+
+    # --- shared shapes ------------------------------------------------------------------------
+
+    async def _add(
+        self, who: Principal, course_id: int, part: CoursePart[T], values: dict[str, Any]
+    ) -> T:
+        return await self._db.transaction(
+            _managed, who, course_id, _insert_checked, part, course_id, values
+        )
+
+    async def _list(self, who: Principal, course_id: int, part: CoursePart[T]) -> list[T]:
+        return await self._db.transaction(_readable, who, course_id, part.list, course_id)
+
+    async def _edit(
+        self,
+        who: Principal,
+        course_id: int,
+        part: CoursePart[T],
+        part_id: int,
+        values: dict[str, Any],
+    ) -> T:
+        return await self._db.transaction(
+            _managed, who, course_id, _update_checked, part, course_id, part_id, values
+        )
+
+    async def _delete(
+        self, who: Principal, course_id: int, part: CoursePart[T], part_id: int
+    ) -> None:
+        await self._db.transaction(_managed, who, course_id, part.delete, course_id, part_id)
+
+
+# The functions below run inside one transaction on the asyncio side of the bridge: the check and
+# the change see the same snapshot, and the whole operation crosses the bridge once.
+
+
+async def _course_or_404(conn: asyncpg.Connection, course_id: int) -> Course:
+    course = await courses.course_by_id(conn, course_id)
+    if course is None:
+        raise NotFound(f"no course with id {course_id}")
+    return course
+
+
+async def _managed(conn: asyncpg.Connection, who: Principal, course_id: int, fn, *args):  # type: ignore[no-untyped-def]
+    """Run `fn(conn, *args)` if `who` may manage the course; raise NotFound for a missing result."""
+    course = await _course_or_404(conn, course_id)
+    if not may_manage_course(who, course.owner_id):
+        raise Forbidden("only the course's instructor or an admin may change it")
+    result = await fn(conn, *args)
+    if result is None or result is False:
+        raise NotFound("no such item in this course")
+    return result
+
+
+async def _readable(conn: asyncpg.Connection, who: Principal, course_id: int, fn, *args):  # type: ignore[no-untyped-def]
+    course = await _course_or_404(conn, course_id)
+    enrolled = await courses.is_enrolled(conn, course_id, who.user_id)
+    if not may_read_contents(who, course.owner_id, enrolled):
+        raise Forbidden("enrol in this course to see its contents")
+    result = await fn(conn, *args)
+    if result is None:
+        raise NotFound("no such item in this course")
+    return result
+
+
+async def _check_module(conn: asyncpg.Connection, course_id: int, values: dict[str, Any]) -> None:
+    module_id = values.get("module_id")
+    if module_id is not None and await courses.modules.get(conn, course_id, module_id) is None:
+        raise Invalid(f"module {module_id} is not part of course {course_id}")
+
+
+async def _insert_checked(
+    conn: asyncpg.Connection, part: CoursePart[T], course_id: int, values: dict[str, Any]
+) -> T:
+    await _check_module(conn, course_id, values)
+    return await part.insert(conn, course_id, values)
+
+
+async def _update_checked(
+    conn: asyncpg.Connection,
+    part: CoursePart[T],
+    course_id: int,
+    part_id: int,
+    values: dict[str, Any],
+) -> T | None:
+    await _check_module(conn, course_id, values)
+    return await part.update(conn, course_id, part_id, values)

@@ -1,0 +1,217 @@
+"""One typed settings object, read from the environment and validated once at start.
+
+Every bad value is reported, all at once, each with the variable's name, so an operator fixes a
+deployment in one round rather than one error per restart.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+DEFAULT_DATA_DIR = Path(".lms")
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(Exception):
+    """The environment holds invalid settings; `problems` lists one line per variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # None means the embedded default: a PostgreSQL we start ourselves in `data_dir`.
+    database_url: str | None = None
+    # None means one node: the bus and cache tier run in memory.
+    redis_url: str | None = None
+    data_dir: Path = DEFAULT_DATA_DIR
+    media_dir: Path = DEFAULT_DATA_DIR / "media"
+    secret_key: str = field(default="", repr=False)
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 14 * 24 * 3600
+    max_body_bytes: int = 1 << 20
+    log_level: str = "info"
+    log_format: str = "console"
+    seed_demo: bool = False
+    embedded_pg_port: int = 0
+    node_id: str = field(default_factory=_default_node_id)
+    shutdown_grace: float = 10.0
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where mail goes when no SMTP server is configured: one .eml file per message."""
+        return self.data_dir / "mail"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `LMS_*` variables; raise ConfigError listing every bad one."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        data_dir = Path(reader.get("LMS_DATA_DIR", str(DEFAULT_DATA_DIR)))
+        database_url = reader.parse("LMS_DATABASE_URL", None, _url("postgresql", "postgres"))
+        settings = cls(
+            host=reader.get("LMS_HOST", cls.host),
+            port=reader.parse("LMS_PORT", cls.port, _int_between(0, 65535)),
+            database_url=database_url,
+            redis_url=reader.parse("LMS_REDIS_URL", None, _url("redis", "rediss", "unix")),
+            data_dir=data_dir,
+            media_dir=Path(reader.get("LMS_MEDIA_DIR", str(data_dir / "media"))),
+            secret_key=reader.parse(
+                "LMS_SECRET_KEY",
+                "" if database_url is None else None,
+                _secret,
+                required_because="it is required when LMS_DATABASE_URL is set (production)",
+            ),
+            db_pool_min=reader.parse("LMS_DB_POOL_MIN", cls.db_pool_min, _int_between(0, 1000)),
+            db_pool_max=reader.parse("LMS_DB_POOL_MAX", cls.db_pool_max, _int_between(1, 1000)),
+            access_token_ttl=reader.parse(
+                "LMS_ACCESS_TOKEN_TTL", cls.access_token_ttl, _int_between(10, 86_400)
+            ),
+            refresh_token_ttl=reader.parse(
+                "LMS_REFRESH_TOKEN_TTL", cls.refresh_token_ttl, _int_between(60, 366 * 86_400)
+            ),
+            max_body_bytes=reader.parse(
+                "LMS_MAX_BODY_BYTES", cls.max_body_bytes, _int_between(1024, 1 << 30)
+            ),
+            log_level=reader.parse(
+                "LMS_LOG_LEVEL", cls.log_level, _choice("debug", "info", "warning", "error")
+            ),
+            log_format=reader.parse("LMS_LOG_FORMAT", cls.log_format, _choice("json", "console")),
+            seed_demo=reader.parse("LMS_SEED_DEMO", database_url is None, _bool),
+            embedded_pg_port=reader.parse("LMS_EMBEDDED_PG_PORT", 0, _int_between(0, 65535)),
+            node_id=reader.get("LMS_NODE_ID", "") or _default_node_id(),
+            shutdown_grace=reader.parse("LMS_SHUTDOWN_GRACE", cls.shutdown_grace, _seconds),
+        )
+        if settings.db_pool_min > settings.db_pool_max:
+            reader.problems.append(
+                f"LMS_DB_POOL_MIN={settings.db_pool_min} exceeds "
+                f"LMS_DB_POOL_MAX={settings.db_pool_max}"
+            )
+        if reader.problems:
+            raise ConfigError(reader.problems)
+        return settings
+
+    def with_secret(self) -> Settings:
+        """The embedded default's secret: generated once and kept in the data dir, so tokens
+        survive a restart without anyone having to invent a key."""
+        if self.secret_key:
+            return self
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return replace(self, secret_key=path.read_text().strip())
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def get(self, name: str, default: str) -> str:
+        return self.env.get(name, default)
+
+    def parse(
+        self,
+        name: str,
+        default: T,
+        parse: Callable[[str], T],
+        *,
+        required_because: str = "",
+    ) -> T:
+        raw = self.env.get(name)
+        if raw is None or raw == "":
+            if default is None and required_because:
+                self.problems.append(f"{name} is not set; {required_because}")
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            self.problems.append(f"{name}={_shown(name, raw)!r}: {exc}")
+            return default
+
+
+def _shown(name: str, raw: str) -> str:
+    return "<hidden>" if "SECRET" in name else raw
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise ValueError("expected 0 to 3600 seconds")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes:
+            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return raw
+
+    return parse
+
+
+def _secret(raw: str) -> str:
+    if len(raw) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+    return raw

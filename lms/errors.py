@@ -1,0 +1,47 @@
+"""The errors a request can end in, each with its HTTP status and a stable machine-readable code.
+
+Services raise these; the HTTP edge turns any of them into `{"error": {"code", "message"}}` with
+the status, so the vocabulary lives in one place and no service knows about HTTP.
+"""
+
+from __future__ import annotations
+
+
+class LmsError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, details: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class Invalid(LmsError):
+    status = 422
+    code = "invalid"
+
+
+class Unauthenticated(LmsError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(LmsError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(LmsError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(LmsError):
+    status = 409
+    code = "conflict"
+
+
+class Unavailable(LmsError):
+    status = 503
+    code = "unavailable"

@@ -1,0 +1,48 @@
+"""The Quart-Trio application: blueprints, OpenAPI, error handlers, request ids."""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from quart import Response, request
+from quart_schema import Info, QuartSchema
+from quart_trio import QuartTrio
+
+from lms.http import auth, courses, health, users
+from lms.http.errors import install_error_handlers
+from lms.http.wire import Services
+
+
+def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
+    app = QuartTrio("lms")
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    app.extensions["lms"] = services
+    QuartSchema(
+        app,
+        info=Info(title="LMS streaming server", version="1"),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        convert_casing=False,
+    )
+    install_error_handlers(app)
+    for module in (auth, users, courses, health):
+        app.register_blueprint(module.blueprint)
+
+    @app.before_request
+    async def bind_request_context() -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            request_id=request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16],
+            method=request.method,
+            path=request.path,
+        )
+
+    @app.after_request
+    async def tag_response(response: Response) -> Response:
+        context = structlog.contextvars.get_contextvars()
+        response.headers["X-Request-ID"] = context.get("request_id", "")
+        return response
+
+    return app

@@ -1,0 +1,72 @@
+"""Every failure leaves as `{"error": {"code", "message"}}` with the right status.
+
+Unexpected exceptions are logged with their traceback and the request id, and the client gets a
+plain 500 naming that id: no stack trace ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import structlog
+from quart import Quart, Response, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from lms.errors import LmsError
+from lms.http.wire import respond
+from lms.store.database import StoreUnavailable
+from proto.api import ErrorBody, ErrorDetail
+
+log = structlog.get_logger()
+
+
+def error_response(
+    status: int, code: str, message: str, details: list[dict[str, str]] | None = None
+) -> Response:
+    return respond(ErrorBody(ErrorDetail(code, message, details)), status)
+
+
+async def _discard_body() -> None:
+    # A keep-alive connection whose request body was never read can stall the next request on it
+    # (see STACK.md), so an error raised before the handler read the body reads it now.
+    try:
+        await request.get_data(cache=False)
+    except Exception:  # noqa: BLE001 - too large or cut off: nothing more to do with it
+        pass
+
+
+async def on_lms_error(error: LmsError) -> Response:
+    await _discard_body()
+    response = error_response(error.status, error.code, error.message, error.details)
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def on_http_error(error: HTTPException) -> Response:
+    if not isinstance(error, RequestEntityTooLarge):
+        await _discard_body()
+    status = error.code or 500
+    code = (error.name or "error").lower().replace(" ", "_")
+    message = {
+        404: "no such resource",
+        405: f"{request.method} is not allowed here",
+        413: "the request body is too large",
+    }.get(status, error.description or error.name or "request failed")
+    return error_response(status, code, message)
+
+
+async def on_store_unavailable(error: StoreUnavailable) -> Response:
+    log.warning("store_unavailable", error=str(error))
+    return error_response(503, "database_unavailable", "the database is unavailable; retry soon")
+
+
+async def on_unexpected(error: Exception) -> Response:
+    log.exception("request_failed")
+    request_id = request.headers.get("X-Request-ID", "")
+    return error_response(500, "internal", f"internal server error {request_id}".strip())
+
+
+def install_error_handlers(app: Quart) -> None:
+    app.register_error_handler(LmsError, on_lms_error)
+    app.register_error_handler(HTTPException, on_http_error)
+    app.register_error_handler(StoreUnavailable, on_store_unavailable)
+    app.register_error_handler(Exception, on_unexpected)

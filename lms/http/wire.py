@@ -1,0 +1,136 @@
+"""What every edge does to a request and a response: parse the body, know the caller, write JSON.
+
+Edges stay thin by leaning on these: a handler declares its body type and whether it needs a
+caller, and returns a proto Struct; parsing, authentication and encoding happen here once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+from quart import Response, current_app, request
+from quart_schema import document_request, document_response, security_scheme
+
+import proto
+from lms.accounts.service import Accounts
+from lms.accounts.tokens import TokenIssuer
+from lms.catalog.service import Catalog
+from lms.domain.access import Principal
+from lms.errors import Invalid, LmsError, Unauthenticated
+from lms.health import NodeHealth
+from proto.api import ErrorBody
+
+T = TypeVar("T", bound=msgspec.Struct)
+Handler = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the edges talk to, built once by the node."""
+
+    accounts: Accounts
+    catalog: Catalog
+    issuer: TokenIssuer
+    health: NodeHealth
+
+
+def services() -> Services:
+    return current_app.extensions["lms"]
+
+
+class BadJson(LmsError):
+    status = 400
+    code = "bad_json"
+
+
+class UnsupportedMediaType(LmsError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def json_body(model: type[T]) -> Callable[[Handler], Handler]:
+    """Parse the request body as `model` (strictly) and pass it as the `body` argument.
+
+    Malformed JSON is a 400; JSON of the wrong shape (missing or unknown fields, wrong types,
+    values out of range) is a 422 naming the field; a body over the size limit is a 413.
+    """
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def parse_then_handle(*args: Any, **kwargs: Any) -> Any:
+            return await handler(*args, body=await read_json(model), **kwargs)
+
+        return document_request(model)(parse_then_handle)
+
+    return decorate
+
+
+async def read_json(model: type[T]) -> T:
+    data = await request.get_data(cache=False)
+    if request.mimetype and not _is_json(request.mimetype):
+        raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
+    if not data:
+        raise BadJson("the request needs a JSON body")
+    try:
+        return proto.decode(data, model)
+    except msgspec.ValidationError as exc:
+        raise Invalid(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadJson(f"the request body is not valid JSON: {exc}") from None
+
+
+def _is_json(mimetype: str) -> bool:
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+def authenticated(handler: Handler) -> Handler:
+    """Require a valid access token and pass the caller as the `who` argument."""
+
+    @functools.wraps(handler)
+    async def check_then_handle(*args: Any, **kwargs: Any) -> Any:
+        return await handler(*args, who=caller(), **kwargs)
+
+    return security_scheme([{"bearer": []}])(
+        document_response(ErrorBody, 401)(check_then_handle)
+    )
+
+
+def caller() -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send an access token as 'Authorization: Bearer <token>'")
+    return services().issuer.verify_access(token.strip())
+
+
+def returns(model: type[Any], status: int = 200) -> Callable[[Handler], Handler]:
+    """Document the response type for OpenAPI (the handler returns it via `respond`)."""
+    return document_response(model, status)
+
+
+def respond(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        proto.encode(value), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def no_content() -> Response:
+    return Response(b"", status=204)
+
+
+def query_int(name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter in [low, high], or a 422 naming it."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(f"query parameter {name!r} must be a whole number") from None
+    if not low <= value <= high:
+        raise Invalid(f"query parameter {name!r} must be from {low} to {high}")
+    return value

@@ -1,0 +1,182 @@
+"""A node: one trio program holding the bridge, the store, the actors and the HTTP server.
+
+Things start in dependency order and stop in reverse: the asyncio bridge, then PostgreSQL (our
+own embedded child when no URL is configured), migrations, Redis, the actors, and last the HTTP
+server. A shutdown signal makes Hypercorn stop accepting and drain in-flight requests (within the
+grace period); then the actors are cancelled and the pools closed.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import hypercorn.config
+import hypercorn.trio
+import structlog
+import trio
+
+from lms.accounts.service import Accounts
+from lms.accounts.tokens import TokenIssuer
+from lms.catalog.service import Catalog
+from lms.config import Settings
+from lms.demo import DemoLogins, seed_demo
+from lms.health import NodeHealth
+from lms.http.app import create_app
+from lms.http.wire import Services
+from lms.store import bridge
+from lms.store.database import Database
+from lms.store.embedded_postgres import EmbeddedPostgres
+from lms.store.migrate import migrate
+from lms.store.redis_link import RedisLink
+from proto.api import ComponentHealth
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class Store:
+    db: Database
+    redis: RedisLink | None
+    embedded: EmbeddedPostgres | None
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    """PostgreSQL (started here when embedded) migrated to this version, and Redis if configured.
+
+    Must run inside `bridge.open_bridge()`. Everything opened here is closed on the way out.
+    """
+    async with trio.open_nursery() as nursery:
+        embedded = None
+        dsn = settings.database_url
+        if dsn is None:
+            embedded = EmbeddedPostgres(settings.data_dir / "postgres", port=settings.embedded_pg_port)
+            dsn = await nursery.start(embedded.run)
+        db = await Database.connect(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        redis = None
+        try:
+            applied = await migrate(db)
+            if applied:
+                log.info("migrated", applied=[f"{m.version:04d}_{m.name}" for m in applied])
+            if settings.redis_url:
+                redis = await RedisLink.connect(settings.redis_url)
+            yield Store(db, redis, embedded)
+        finally:
+            with trio.CancelScope(shield=True):
+                if redis is not None:
+                    await redis.close()
+                await db.close()
+            nursery.cancel_scope.cancel()
+
+
+def build_health(settings: Settings, store: Store) -> NodeHealth:
+    health = NodeHealth(settings.node_id)
+
+    async def database() -> ComponentHealth:
+        await store.db.ping()
+        return ComponentHealth("database", True, "ok")
+
+    health.register("database", database)
+    if store.embedded is not None:
+        embedded = store.embedded
+
+        async def embedded_postgres() -> ComponentHealth:
+            return embedded.health()
+
+        health.register("embedded_postgres", embedded_postgres)
+    if store.redis is not None:
+        redis = store.redis
+
+        async def redis_ping() -> ComponentHealth:
+            await redis.ping()
+            return ComponentHealth("redis", True, "ok")
+
+        health.register("redis", redis_ping)
+    return health
+
+
+async def serve(
+    settings: Settings, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run a node until SIGINT or SIGTERM; `task_status.started(url)` once it takes requests.
+
+    The first signal during start-up stops the start; once serving, it starts a graceful
+    shutdown; a second signal stops at once.
+    """
+    settings = settings.with_secret()
+    # A process started in the background by make or CI inherits SIGINT as ignored; our own
+    # receiver makes SIGINT and SIGTERM a clean shutdown in every case (and the embedded
+    # PostgreSQL child is stopped, not orphaned).
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            drain = trio.Event()
+            serving = False
+
+            async def on_signals() -> None:
+                async for signum in signals:
+                    log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                    if drain.is_set() or not serving:
+                        nursery.cancel_scope.cancel()
+                    drain.set()
+
+            nursery.start_soon(on_signals)
+            async with bridge.open_bridge(), open_store(settings) as store:
+                app = create_app(_services(settings, store), max_body_bytes=settings.max_body_bytes)
+                demo = await seed_demo(store.db) if settings.seed_demo else None
+                async with trio.open_nursery() as http:
+                    binds = await http.start(
+                        partial(
+                            hypercorn.trio.serve,
+                            app,
+                            _hypercorn_config(settings),
+                            shutdown_trigger=drain.wait,
+                        )
+                    )
+                    serving = True
+                    _announce(binds[0], settings, demo)
+                    task_status.started(binds[0])
+            log.info("node_stopped", node_id=settings.node_id)
+            nursery.cancel_scope.cancel()
+
+
+def _services(settings: Settings, store: Store) -> Services:
+    issuer = TokenIssuer(
+        settings.secret_key,
+        access_ttl=settings.access_token_ttl,
+        refresh_ttl=settings.refresh_token_ttl,
+    )
+    return Services(
+        accounts=Accounts(store.db, issuer),
+        catalog=Catalog(store.db),
+        issuer=issuer,
+        health=build_health(settings, store),
+    )
+
+
+def _hypercorn_config(settings: Settings) -> hypercorn.config.Config:
+    config = hypercorn.config.Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    # The default backlog of 100 drops connections when many players connect at once.
+    config.backlog = 4096
+    config.graceful_timeout = settings.shutdown_grace
+    config.accesslog = None
+    config.errorlog = None
+    return config
+
+
+def _announce(url: str, settings: Settings, demo: DemoLogins | None) -> None:
+    lines = [
+        f"LMS node {settings.node_id} listening on {url}",
+        f"  health:   {url}/health",
+        f"  API docs: {url}/docs",
+    ]
+    if demo is not None:
+        lines.append(
+            f"  demo logins: {demo.instructor} / {demo.learner}, password {demo.password}"
+        )
+    print("\n".join(lines), flush=True)
+

@@ -1,0 +1,107 @@
+"""PostgreSQL for trio code: an asyncpg pool behind the bridge.
+
+Store functions (`lms/store/users.py`, ...) are plain asyncpg coroutines that take a connection.
+`Database.transaction(fn, ...)` runs one of them inside a transaction on a pooled connection,
+crossing the bridge once for the whole unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Concatenate, ParamSpec, TypeVar
+
+import asyncpg
+
+from lms.store import bridge
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Work = Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]]
+
+# Failures that mean "PostgreSQL is not reachable right now", as opposed to a bad query.
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    TimeoutError,
+)
+
+
+class StoreUnavailable(Exception):
+    """PostgreSQL could not be reached; the request may be retried later."""
+
+
+class Database:
+    """A pool of PostgreSQL connections, used from trio.
+
+    Create with `await Database.connect(dsn)`; close with `await db.close()`.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(
+        cls, dsn: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0
+    ) -> Database:
+        try:
+            pool = await bridge.call(
+                asyncpg.create_pool,
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=timeout,
+                # A pooled connection idle this long is closed, so a restarted PostgreSQL is
+                # reconnected to rather than failing on a dead socket.
+                max_inactive_connection_lifetime=60.0,
+            )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        return cls(pool)
+
+    async def transaction(self, fn: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(conn, *args, **kwargs)` inside one transaction; commit when it returns."""
+
+        async def unit() -> T:
+            async with self._pool.acquire() as conn, conn.transaction():
+                return await fn(conn, *args, **kwargs)
+
+        return await self._cross(unit)
+
+    async def connection(self, fn: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(conn, ...)` on a pooled connection with no transaction around it (for work
+        that manages its own, such as migrations)."""
+
+        async def unit() -> T:
+            async with self._pool.acquire() as conn:
+                return await fn(conn, *args, **kwargs)
+
+        return await self._cross(unit)
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless PostgreSQL answers a trivial query."""
+        await self.connection(_select_one)
+
+    async def close(self) -> None:
+        await bridge.call(self._pool.close)
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "size": self._pool.get_size(),
+            "idle": self._pool.get_idle_size(),
+            "max_size": self._pool.get_max_size(),
+        }
+
+    async def _cross(self, unit: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await bridge.call(unit)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+
+
+async def _select_one(conn: asyncpg.Connection) -> None:
+    await conn.fetchval("SELECT 1")

@@ -1,0 +1,123 @@
+"""Users and refresh-token families (asyncpg; run through `Database.transaction`)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+
+from lms.store.rows import to_struct, update_row
+from proto.api import Role, User
+
+
+async def insert_user(
+    conn: asyncpg.Connection, email: str, name: str, password_hash: str, role: Role
+) -> User | None:
+    """Create a user; None when the e-mail address (in any case) is already taken."""
+    row = await conn.fetchrow(
+        """
+        INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, $4)
+        ON CONFLICT ((lower(email))) DO NOTHING
+        RETURNING *
+        """,
+        email,
+        name,
+        password_hash,
+        role.value,
+    )
+    return None if row is None else to_struct(row, User)
+
+
+async def user_by_id(conn: asyncpg.Connection, user_id: int) -> User | None:
+    row = await conn.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
+    return None if row is None else to_struct(row, User)
+
+
+async def credentials(conn: asyncpg.Connection, email: str) -> tuple[User, str] | None:
+    """The user with this e-mail address and their password hash."""
+    row = await conn.fetchrow("SELECT * FROM users WHERE lower(email) = lower($1)", email)
+    return None if row is None else (to_struct(row, User), row["password_hash"])
+
+
+async def set_password_hash(conn: asyncpg.Connection, user_id: int, password_hash: str) -> None:
+    await conn.execute(
+        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+        user_id,
+        password_hash,
+    )
+
+
+async def update_user(conn: asyncpg.Connection, user_id: int, values: dict) -> User | None:
+    row = await update_row(conn, "users", {"id": user_id}, values)
+    return None if row is None else to_struct(row, User)
+
+
+async def upsert_admin(conn: asyncpg.Connection, email: str, password_hash: str) -> User:
+    """Create the admin account, or promote and re-password an existing one."""
+    row = await conn.fetchrow(
+        """
+        INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, 'admin')
+        ON CONFLICT ((lower(email))) DO UPDATE
+            SET role = 'admin', password_hash = EXCLUDED.password_hash, updated_at = now()
+        RETURNING *
+        """,
+        email,
+        email.split("@", 1)[0],
+        password_hash,
+    )
+    return to_struct(row, User)
+
+
+async def store_refresh(
+    conn: asyncpg.Connection,
+    jti: uuid.UUID,
+    family: uuid.UUID,
+    user_id: int,
+    expires_at: float,
+) -> None:
+    await conn.execute(
+        "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+        jti,
+        family,
+        user_id,
+        datetime.fromtimestamp(expires_at, UTC),
+    )
+
+
+async def rotate_refresh(
+    conn: asyncpg.Connection,
+    spent_jti: uuid.UUID,
+    jti: uuid.UUID,
+    family: uuid.UUID,
+    expires_at: float,
+) -> User | None:
+    """Spend refresh token `spent_jti` and record its successor `jti` in the same family.
+
+    Returns the token's user, or None when the token was already used, revoked or expired.
+    A used token coming back is a replay, so its whole family is revoked too: whoever holds a
+    stolen token loses it as well. The caller must let this transaction commit before failing.
+    """
+    spent = await conn.fetchval(
+        """
+        UPDATE refresh_tokens SET revoked_at = now()
+        WHERE jti = $1 AND revoked_at IS NULL AND expires_at > now()
+        RETURNING user_id
+        """,
+        spent_jti,
+    )
+    if spent is None:
+        await _revoke_family_of(conn, spent_jti)
+        return None
+    await store_refresh(conn, jti, family, spent, expires_at)
+    return await user_by_id(conn, spent)
+
+
+async def _revoke_family_of(conn: asyncpg.Connection, jti: uuid.UUID) -> None:
+    await conn.execute(
+        """
+        UPDATE refresh_tokens SET revoked_at = now()
+        WHERE family = (SELECT family FROM refresh_tokens WHERE jti = $1) AND revoked_at IS NULL
+        """,
+        jti,
+    )

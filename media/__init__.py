@@ -1,0 +1,1 @@
+"""Pure media work (PyAV, numpy): paths in, files and progress out."""

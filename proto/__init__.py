@@ -1,0 +1,31 @@
+"""Every message that crosses a boundary: REST bodies, WebSocket frames, actor messages, job specs.
+
+Messages are frozen `msgspec.Struct`s. This package depends on nothing of ours, so anything may
+import it. `encode`/`decode` are the one way bytes become messages and back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: Any) -> bytes:
+    """Serialise a message (or any msgspec-encodable value) to JSON bytes."""
+    return _encoder.encode(message)
+
+
+def decode(data: bytes | str, into: type[T]) -> T:
+    """Parse JSON into `into`, strictly: no type coercion, unknown fields as the Struct says.
+
+    Raises `msgspec.DecodeError` for malformed JSON and `msgspec.ValidationError` (a subclass)
+    for well-formed JSON of the wrong shape; edges tell the two apart (400 vs 422).
+    """
+    return msgspec.json.decode(data, type=into, strict=True)

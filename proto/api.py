@@ -1,0 +1,198 @@
+"""REST request and response bodies of `/api/v1`.
+
+Requests forbid unknown fields, so a typo in a client (`"titel"`) is an error rather than a silent
+no-op. Constraints live in the types (`Meta`), so the OpenAPI schema states them too.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+Email = Annotated[
+    str,
+    Meta(
+        min_length=3,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="An e-mail address; compared case-insensitively.",
+    ),
+]
+Password = Annotated[str, Meta(min_length=8, max_length=256)]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Title = Annotated[str, Meta(min_length=1, max_length=300)]
+Description = Annotated[str, Meta(max_length=20_000)]
+Position = Annotated[int, Meta(ge=0, le=1_000_000)]
+Threshold = Annotated[float, Meta(gt=0.0, le=1.0)]
+Id = Annotated[int, Meta(ge=1)]
+
+
+class Role(enum.StrEnum):
+    LEARNER = "learner"
+    INSTRUCTOR = "instructor"
+    ADMIN = "admin"
+
+
+class ContentKind(enum.StrEnum):
+    VIDEO = "video"
+    TEXT = "text"
+
+
+class Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Base of every request body. In a `...Patch` body a field left out is left unchanged."""
+
+
+class Response(msgspec.Struct, frozen=True):
+    """Base of every response body."""
+
+
+# --- auth -------------------------------------------------------------------------------------
+
+
+class RegisterRequest(Request):
+    email: Email
+    password: Password
+    name: Name
+
+
+class LoginRequest(Request):
+    email: Email
+    password: Annotated[str, Meta(min_length=1, max_length=256)]
+
+
+class RefreshRequest(Request):
+    refresh_token: Annotated[str, Meta(min_length=1, max_length=4096)]
+
+
+class TokenPair(Response):
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+class User(Response):
+    id: int
+    email: str
+    name: str
+    role: Role
+    created_at: datetime
+
+
+class UserPatch(Request):
+    name: Name | UnsetType = UNSET
+    role: Role | UnsetType = UNSET
+
+
+# --- courses, modules, contents ---------------------------------------------------------------
+
+
+class CourseCreate(Request):
+    title: Title
+    description: Description = ""
+    completion_threshold: Threshold = 0.9
+
+
+class CoursePatch(Request):
+    title: Title | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    completion_threshold: Threshold | UnsetType = UNSET
+
+
+class Course(Response):
+    id: int
+    owner_id: int
+    title: str
+    description: str
+    completion_threshold: float
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModuleCreate(Request):
+    title: Title
+    position: Position = 0
+
+
+class ModulePatch(Request):
+    title: Title | UnsetType = UNSET
+    position: Position | UnsetType = UNSET
+
+
+class Module(Response):
+    id: int
+    course_id: int
+    title: str
+    position: int
+
+
+class ContentCreate(Request):
+    title: Title
+    kind: ContentKind
+    position: Position = 0
+    module_id: Id | None = None
+    body: Description | None = None
+
+
+class ContentPatch(Request):
+    title: Title | UnsetType = UNSET
+    position: Position | UnsetType = UNSET
+    module_id: Id | None | UnsetType = UNSET
+    body: Description | None | UnsetType = UNSET
+
+
+class Content(Response):
+    id: int
+    course_id: int
+    module_id: int | None
+    title: str
+    kind: ContentKind
+    position: int
+    body: str | None
+    created_at: datetime
+
+
+class Enrollment(Response):
+    course_id: int
+    user_id: int
+    enrolled_at: datetime
+
+
+# --- errors and health ------------------------------------------------------------------------
+
+
+class ErrorDetail(Response, omit_defaults=True):
+    code: str
+    message: str
+    details: list[dict[str, str]] | None = None
+
+
+class ErrorBody(Response):
+    error: ErrorDetail
+
+
+class ComponentHealth(Response):
+    name: str
+    ok: bool
+    state: str
+    detail: str = ""
+
+
+class Health(Response):
+    status: str
+    node_id: str
+    components: list[ComponentHealth]
+
+
+class AdminCreate(Request):
+    """`lms createadmin --email --password`."""
+
+    email: Email
+    password: Password

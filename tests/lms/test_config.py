@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import pytest
+
+from lms.config import ConfigError, Settings
+
+SECRET = "s" * 40
+
+
+def test_no_configuration_means_the_embedded_single_node_default() -> None:
+    settings = Settings.from_env({})
+    assert settings.embedded
+    assert settings.redis_url is None
+    assert settings.seed_demo
+    assert settings.port == 8000
+
+
+def test_every_bad_value_is_reported_at_once_with_its_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(
+            {
+                "LMS_PORT": "eighty",
+                "LMS_DATABASE_URL": "mysql://db/lms",
+                "LMS_REDIS_URL": "http://cache",
+                "LMS_LOG_LEVEL": "loud",
+                "LMS_DB_POOL_MAX": "0",
+            }
+        )
+    problems = "\n".join(caught.value.problems)
+    for name in ("LMS_PORT", "LMS_DATABASE_URL", "LMS_REDIS_URL", "LMS_LOG_LEVEL", "LMS_DB_POOL_MAX"):
+        assert name in problems
+    assert len(caught.value.problems) == 5
+
+
+def test_production_database_requires_a_long_secret_key_and_never_echoes_it() -> None:
+    with pytest.raises(ConfigError, match="LMS_SECRET_KEY is not set"):
+        Settings.from_env({"LMS_DATABASE_URL": "postgresql://db/lms"})
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"LMS_DATABASE_URL": "postgresql://db/lms", "LMS_SECRET_KEY": "short"})
+    assert "short" not in str(caught.value)
+    assert "at least 32" in str(caught.value)
+
+
+def test_pool_bounds_must_be_ordered() -> None:
+    with pytest.raises(ConfigError, match="exceeds"):
+        Settings.from_env({"LMS_DB_POOL_MIN": "20", "LMS_DB_POOL_MAX": "5"})
+
+
+def test_valid_production_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "LMS_DATABASE_URL": "postgresql://db/lms",
+            "LMS_REDIS_URL": "redis://cache:6379/0",
+            "LMS_SECRET_KEY": SECRET,
+            "LMS_PORT": "9000",
+            "LMS_MEDIA_DIR": "/srv/media",
+            "LMS_SEED_DEMO": "no",
+        }
+    )
+    assert not settings.embedded
+    assert settings.port == 9000
+    assert settings.media_dir == Path("/srv/media")
+    assert not settings.seed_demo
+
+
+def test_embedded_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
+    settings = Settings.from_env({"LMS_DATA_DIR": str(tmp_path)})
+    first = settings.with_secret().secret_key
+    assert len(first) >= 32
+    assert settings.with_secret().secret_key == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
