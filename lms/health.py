@@ -30,10 +30,12 @@ class NodeHealth:
             with trio.move_on_after(CHECK_TIMEOUT):
                 try:
                     results[name] = await check()
-                except Exception as exc:  # noqa: BLE001 - any failure is "unhealthy", with why
+                except Exception as exc:
                     results[name] = ComponentHealth(name, False, "error", str(exc))
                 return
-            results[name] = ComponentHealth(name, False, "timeout", f"no answer in {CHECK_TIMEOUT}s")
+            results[name] = ComponentHealth(
+                name, False, "timeout", f"no answer in {CHECK_TIMEOUT}s"
+            )
 
         async with trio.open_nursery() as nursery:
             for name, check in self._checks.items():

@@ -54,9 +54,13 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         embedded = None
         dsn = settings.database_url
         if dsn is None:
-            embedded = EmbeddedPostgres(settings.data_dir / "postgres", port=settings.embedded_pg_port)
+            embedded = EmbeddedPostgres(
+                settings.data_dir / "postgres", port=settings.embedded_pg_port
+            )
             dsn = await nursery.start(embedded.run)
-        db = await Database.connect(dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        db = await Database.connect(
+            dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
         redis = None
         try:
             applied = await migrate(db)
@@ -175,8 +179,5 @@ def _announce(url: str, settings: Settings, demo: DemoLogins | None) -> None:
         f"  API docs: {url}/docs",
     ]
     if demo is not None:
-        lines.append(
-            f"  demo logins: {demo.instructor} / {demo.learner}, password {demo.password}"
-        )
+        lines.append(f"  demo logins: {demo.instructor} / {demo.learner}, password {demo.password}")
     print("\n".join(lines), flush=True)
-

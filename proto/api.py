@@ -144,8 +144,8 @@ class ContentCreate(Request):
 class ContentPatch(Request):
     title: Title | UnsetType = UNSET
     position: Position | UnsetType = UNSET
-    module_id: Id | None | UnsetType = UNSET
-    body: Description | None | UnsetType = UNSET
+    module_id: Id | UnsetType | None = UNSET
+    body: Description | UnsetType | None = UNSET
 
 
 class Content(Response):

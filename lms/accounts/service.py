@@ -6,8 +6,8 @@ import structlog
 
 from lms.accounts.passwords import hash_password, needs_rehash, verify_password
 from lms.accounts.tokens import TokenIssuer
-from lms.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from lms.domain.access import Principal, may_edit_user
+from lms.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from lms.store import users
 from lms.store.database import Database
 from lms.store.rows import changes

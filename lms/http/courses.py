@@ -102,7 +102,9 @@ async def list_modules(course_id: int, who: Principal) -> Response:
 @authenticated
 @json_body(ModulePatch)
 @returns(Module)
-async def edit_module(course_id: int, module_id: int, who: Principal, body: ModulePatch) -> Response:
+async def edit_module(
+    course_id: int, module_id: int, who: Principal, body: ModulePatch
+) -> Response:
     return respond(await services().catalog.edit_module(who, course_id, module_id, body))
 
 

@@ -6,6 +6,8 @@ plain 500 naming that id: no stack trace ever reaches a client.
 
 from __future__ import annotations
 
+import contextlib
+
 import structlog
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -27,10 +29,8 @@ def error_response(
 async def _discard_body() -> None:
     # A keep-alive connection whose request body was never read can stall the next request on it
     # (see STACK.md), so an error raised before the handler read the body reads it now.
-    try:
+    with contextlib.suppress(Exception):
         await request.get_data(cache=False)
-    except Exception:  # noqa: BLE001 - too large or cut off: nothing more to do with it
-        pass
 
 
 async def on_lms_error(error: LmsError) -> Response:

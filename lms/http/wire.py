@@ -94,9 +94,7 @@ def authenticated(handler: Handler) -> Handler:
     async def check_then_handle(*args: Any, **kwargs: Any) -> Any:
         return await handler(*args, who=caller(), **kwargs)
 
-    return security_scheme([{"bearer": []}])(
-        document_response(ErrorBody, 401)(check_then_handle)
-    )
+    return security_scheme([{"bearer": []}])(document_response(ErrorBody, 401)(check_then_handle))
 
 
 def caller() -> Principal:

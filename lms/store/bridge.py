@@ -1,9 +1,10 @@
 """The one crossing between trio and asyncio.
 
-asyncpg, redis.asyncio and aiosmtplib are asyncio libraries; the node is a trio program. trio-asyncio
-runs an asyncio loop inside trio, kept in a context variable that every task started afterwards
-inherits. So the loop is opened once, *around* the HTTP server (not in a startup hook, where it would
-not reach the request handlers), and every call into an asyncio library goes through `call()`.
+asyncpg, redis.asyncio and aiosmtplib are asyncio libraries; the node is a trio program.
+trio-asyncio runs an asyncio loop inside trio, kept in a context variable that every task started
+afterwards inherits. So the loop is opened once, *around* the HTTP server (not in a startup hook,
+where it would not reach the request handlers), and every call into an asyncio library goes
+through `call()`.
 
 Theory of operation: `call(fn, *args)` schedules `fn(*args)` on the asyncio loop and waits for it in
 trio. Each crossing costs a round trip through both schedulers, so callers that do several asyncio

@@ -25,9 +25,7 @@ async def course_by_id(conn: asyncpg.Connection, course_id: int) -> Course | Non
 
 
 async def list_courses(conn: asyncpg.Connection, limit: int, offset: int) -> list[Course]:
-    rows = await conn.fetch(
-        "SELECT * FROM courses ORDER BY id LIMIT $1 OFFSET $2", limit, offset
-    )
+    rows = await conn.fetch("SELECT * FROM courses ORDER BY id LIMIT $1 OFFSET $2", limit, offset)
     return [to_struct(row, Course) for row in rows]
 
 
@@ -39,7 +37,9 @@ async def update_course(
 
 
 async def delete_course(conn: asyncpg.Connection, course_id: int) -> bool:
-    return await conn.fetchval("DELETE FROM courses WHERE id = $1 RETURNING true", course_id) or False
+    return (
+        await conn.fetchval("DELETE FROM courses WHERE id = $1 RETURNING true", course_id) or False
+    )
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,7 @@ modules = CoursePart("modules", Module, has_updated_at=False)
 contents = CoursePart("contents", Content, has_updated_at=True)
 
 
-async def enroll(
-    conn: asyncpg.Connection, course_id: int, user_id: int
-) -> tuple[Enrollment, bool]:
+async def enroll(conn: asyncpg.Connection, course_id: int, user_id: int) -> tuple[Enrollment, bool]:
     """Enrol a user; the bool says whether this call created the enrolment (it is idempotent)."""
     row = await conn.fetchrow(
         """

@@ -46,7 +46,7 @@ class Database:
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0
+        cls, dsn: str, *, min_size: int = 2, max_size: int = 10, connect_timeout: float = 10.0
     ) -> Database:
         try:
             pool = await bridge.call(
@@ -54,7 +54,7 @@ class Database:
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
-                timeout=timeout,
+                timeout=connect_timeout,
                 # A pooled connection idle this long is closed, so a restarted PostgreSQL is
                 # reconnected to rather than failing on a dead socket.
                 max_inactive_connection_lifetime=60.0,

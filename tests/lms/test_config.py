@@ -27,7 +27,13 @@ def test_every_bad_value_is_reported_at_once_with_its_variable() -> None:
             }
         )
     problems = "\n".join(caught.value.problems)
-    for name in ("LMS_PORT", "LMS_DATABASE_URL", "LMS_REDIS_URL", "LMS_LOG_LEVEL", "LMS_DB_POOL_MAX"):
+    for name in (
+        "LMS_PORT",
+        "LMS_DATABASE_URL",
+        "LMS_REDIS_URL",
+        "LMS_LOG_LEVEL",
+        "LMS_DB_POOL_MAX",
+    ):
         assert name in problems
     assert len(caught.value.problems) == 5
 

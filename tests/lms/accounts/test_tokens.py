@@ -51,7 +51,14 @@ def test_unsigned_alg_none_token_is_rejected() -> None:
 def test_expired_access_token_says_so() -> None:
     now = int(time.time())
     expired = jwt.encode(
-        {"sub": "1", "role": "admin", "typ": "access", "iss": "lms", "iat": now - 100, "exp": now - 10},
+        {
+            "sub": "1",
+            "role": "admin",
+            "typ": "access",
+            "iss": "lms",
+            "iat": now - 100,
+            "exp": now - 10,
+        },
         SECRET,
         algorithm="HS256",
     )

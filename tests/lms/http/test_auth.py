@@ -1,0 +1,103 @@
+import httpx
+
+from tests.lms.http.conftest import PASSWORD, Login, log_in, sign_up
+
+
+async def test_registering_creates_a_learner_and_never_returns_the_password(
+    api: httpx.AsyncClient,
+) -> None:
+    response = await api.post(
+        "/api/v1/auth/register",
+        json={"email": "Ann@Example.org", "password": PASSWORD, "name": "Ann"},
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["email"] == "Ann@Example.org"
+    assert body["role"] == "learner"
+    assert isinstance(body["id"], int)
+    assert "password" not in response.text
+    assert "argon2" not in response.text
+
+
+async def test_an_email_address_is_taken_whatever_its_case(api: httpx.AsyncClient) -> None:
+    await sign_up(api, "ann@example.org")
+    response = await api.post(
+        "/api/v1/auth/register",
+        json={"email": "ANN@example.org", "password": PASSWORD, "name": "Other Ann"},
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+
+
+async def test_login_returns_a_bearer_pair_that_opens_the_api(api: httpx.AsyncClient) -> None:
+    await sign_up(api, "bob@example.org")
+    response = await api.post(
+        "/api/v1/auth/login", json={"email": "BOB@example.org", "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    tokens = response.json()
+    assert tokens["token_type"] == "bearer"
+    assert tokens["expires_in"] == 900
+    me = await api.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert me.status_code == 200
+    assert me.json()["email"] == "bob@example.org"
+
+
+async def test_wrong_password_and_unknown_email_get_the_same_answer(
+    api: httpx.AsyncClient,
+) -> None:
+    await sign_up(api, "carol@example.org")
+    wrong = await api.post(
+        "/api/v1/auth/login", json={"email": "carol@example.org", "password": "nope-nope"}
+    )
+    unknown = await api.post(
+        "/api/v1/auth/login", json={"email": "nobody@example.org", "password": "nope-nope"}
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+
+
+async def test_refresh_rotates_and_a_replayed_refresh_token_revokes_its_family(
+    api: httpx.AsyncClient,
+) -> None:
+    login = await sign_up(api, "dave@example.org")
+    first = await api.post("/api/v1/auth/refresh", json={"refresh_token": login.refresh_token})
+    assert first.status_code == 200
+    rotated = first.json()
+    assert rotated["refresh_token"] != login.refresh_token
+    me = await api.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {rotated['access_token']}"}
+    )
+    assert me.status_code == 200
+
+    replay = await api.post("/api/v1/auth/refresh", json={"refresh_token": login.refresh_token})
+    assert replay.status_code == 401
+    # The thief's replay also cost the legitimate holder the successor: log in again.
+    successor = await api.post(
+        "/api/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]}
+    )
+    assert successor.status_code == 401
+    assert (await log_in(api, "dave@example.org")).access_token
+
+
+async def test_an_access_token_cannot_be_used_to_refresh(api: httpx.AsyncClient) -> None:
+    login = await sign_up(api, "erin@example.org")
+    response = await api.post("/api/v1/auth/refresh", json={"refresh_token": login.access_token})
+    assert response.status_code == 401
+
+
+async def test_anonymous_and_forged_callers_get_401_with_a_bearer_challenge(
+    api: httpx.AsyncClient, learner: Login
+) -> None:
+    for headers in ({}, {"Authorization": "Bearer not.a.jwt"}, {"Authorization": "Basic abc"}):
+        response = await api.get("/api/v1/users/me", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert response.json()["error"]["code"] == "unauthenticated"
+    forged = learner.access_token[:-4] + (
+        "AAAA" if not learner.access_token.endswith("AAAA") else "BBBB"
+    )
+    response = await api.get("/api/v1/users/me", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
