@@ -13,6 +13,7 @@ from lms.config import Settings
 from lms.store import bridge, users
 from lms.store.database import StoreUnavailable
 from lms.store.migrate import MigrationError
+from lms.store.postgres_cluster import PostgresClusterError
 from proto.api import AdminCreate
 
 
@@ -22,7 +23,7 @@ class CommandFailed(Exception):
 
 # Failures a person can act on (start the database, fix the URL, upgrade the server): they get
 # one clear line instead of a traceback.
-_EXPLAINED = (StoreUnavailable, MigrationError)
+_EXPLAINED = (StoreUnavailable, MigrationError, PostgresClusterError)
 
 
 def _explained(error: BaseException) -> BaseException | None:

@@ -29,7 +29,7 @@ from lms.http.app import create_app
 from lms.http.wire import Services
 from lms.store import bridge
 from lms.store.database import Database
-from lms.store.embedded_postgres import EmbeddedPostgres
+from lms.store.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 from lms.store.migrate import migrate
 from lms.store.redis_link import RedisLink
 from proto.api import ComponentHealth
@@ -55,7 +55,9 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         dsn = settings.database_url
         if dsn is None:
             embedded = EmbeddedPostgres(
-                settings.data_dir / "postgres", port=settings.embedded_pg_port
+                EmbeddedPostgresConfig(
+                    root=settings.data_dir / "postgres", port=settings.embedded_pg_port
+                )
             )
             dsn = await nursery.start(embedded.run)
         db = await Database.connect(
@@ -89,7 +91,9 @@ def build_health(settings: Settings, store: Store) -> NodeHealth:
         embedded = store.embedded
 
         async def embedded_postgres() -> ComponentHealth:
-            return embedded.health()
+            stats = embedded.statistics()
+            detail = f"pid {stats.pid}, port {stats.port}, restarts {stats.restarts}"
+            return ComponentHealth("embedded_postgres", stats.healthy, stats.state.value, detail)
 
         health.register("embedded_postgres", embedded_postgres)
     if store.redis is not None:

@@ -1,0 +1,59 @@
+"""Session-wide fixtures, in groups marked by a header; add new groups below the existing ones."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lms.store.postgres_cluster import ClusterPaths, find_postgres_binaries, prepare_cluster
+from tests.services import scratch_dir, start_postgres, start_redis
+
+# Per-test databases cloned from a migrated template (tests/databases.py).
+pytest_plugins = ["tests.databases"]
+
+# --- Backing servers: PostgreSQL and Redis, one of each per session ----------------------------
+# Point LMS_TEST_DATABASE_URL / LMS_TEST_REDIS_URL at servers of your own to skip starting them;
+# otherwise throwaway ones (tests/services.py) start on free loopback ports and stop at the end
+# of the session, whatever its outcome.
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """DSN of a PostgreSQL database the tests may use freely (a throwaway one's is `lms_test`)."""
+    configured = os.environ.get("LMS_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with scratch_dir("lms-test-postgres-") as root:
+        server = start_postgres(root)
+        try:
+            yield server.dsn
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a Redis server the tests may use freely (db 0 of a throwaway one)."""
+    configured = os.environ.get("LMS_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    with scratch_dir("lms-test-redis-") as root:
+        server = start_redis(root)
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[Path]:
+    """Root of a stopped, initialised cluster to copy with `tests.services.clone_cluster`, for
+    tests that need a cluster of their own but not a fresh initdb."""
+    with scratch_dir("lms-test-template-") as root:
+        prepare_cluster(find_postgres_binaries(os.environ), ClusterPaths.under(root), sync=False)
+        yield root

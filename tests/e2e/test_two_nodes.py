@@ -1,0 +1,69 @@
+"""Two nodes on one PostgreSQL and one Redis serve the same users side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from tests.e2e.nodes import SECRET, node_env, run_cli, start_node
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_two_nodes_share_accounts_and_courses(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = node_env(
+        tmp_path,
+        LMS_DATABASE_URL=database_url,
+        LMS_REDIS_URL=redis_url,
+        LMS_SECRET_KEY=SECRET,
+    )
+    admin = await run_cli(
+        "createadmin", "--email", "root@school.org", "--password", "admin-password", env=env
+    )
+    assert admin.returncode == 0, admin.stderr.decode()
+    assert b"root@school.org" in admin.stdout
+
+    nodes = []
+    async with trio.open_nursery() as nursery:
+
+        async def start(name: str) -> None:
+            nodes.append(await start_node(env | {"LMS_NODE_ID": name}, tmp_path / f"{name}.log"))
+
+        nursery.start_soon(start, "a")
+        nursery.start_soon(start, "b")
+    a, b = sorted(nodes, key=lambda n: n.log_path.name)
+    assert a.url != b.url
+
+    async with httpx.AsyncClient(base_url=a.url) as on_a, httpx.AsyncClient(base_url=b.url) as on_b:
+        for client, name in ((on_a, "a"), (on_b, "b")):
+            health = (await client.get("/health")).json()
+            assert health["node_id"] == name
+            assert {c["name"] for c in health["components"] if c["ok"]} == {"database", "redis"}
+
+        login = await on_a.post(
+            "/api/v1/auth/login", json={"email": "root@school.org", "password": "admin-password"}
+        )
+        assert login.status_code == 200
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        created = await on_b.post("/api/v1/courses", json={"title": "Shared"}, headers=auth)
+        assert created.status_code == 201
+        seen = await on_a.get(f"/api/v1/courses/{created.json()['id']}", headers=auth)
+        assert seen.json()["title"] == "Shared"
+
+        # A refresh token rotated on one node is spent on the other.
+        refreshed = await on_b.post(
+            "/api/v1/auth/refresh", json={"refresh_token": login.json()["refresh_token"]}
+        )
+        assert refreshed.status_code == 200
+        replayed = await on_a.post(
+            "/api/v1/auth/refresh", json={"refresh_token": login.json()["refresh_token"]}
+        )
+        assert replayed.status_code == 401
+
+    assert await a.stop() == 0
+    assert await b.stop() == 0
