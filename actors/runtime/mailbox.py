@@ -1,0 +1,365 @@
+"""Mailboxes: the bounded channel an actor reads, and the address everyone else sends to.
+
+Theory of operation
+-------------------
+`open_mailbox` makes one trio memory channel with a fixed buffer. Its send side is wrapped in an
+`Address`, the only handle other code ever holds; its receive side in an `Inbox`, held by the
+actor and owned by whoever opened the mailbox (normally a `Supervisor`).
+
+Each item in the channel is an envelope ``(message, reply or None)``. `Address.ask` puts the
+`Reply` it created in the envelope as well as in the message, so the inbox knows which replies
+it handed to the actor. When an incarnation of the actor crashes, its supervisor fails the
+unanswered ones with `ActorStopped` at once (`Inbox._abandon_in_flight`); without that, the
+crash's traceback would keep them alive and their askers would wait for their timeouts.
+
+Only the inbox side closes. `Address` has no ``close()``: every holder shares the one send
+channel, and "no more messages" is the owner's decision, not a sender's. Once the inbox is
+closed, `tell` and `ask` raise `ActorStopped`. Closing drains the buffer first, failing every
+queued ask with `ActorStopped`; queued tells are dropped and counted.
+
+Retirement (`Inbox.receive_or_idle`) closes the inbox only when its buffer is empty and no sender
+is waiting for room, checking and closing with no checkpoint in between. Trio is cooperative, so
+no sender can slip in between the two: a message is either seen by the check (and received), or
+its sender finds the mailbox closed and gets `ActorStopped`. Nothing accepted is ever dropped
+by retiring.
+"""
+
+from __future__ import annotations
+
+import enum
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Generic, Literal, Self, TypeAlias, TypeVar, final
+
+import outcome
+import trio
+
+from .errors import ActorStopped, AskTimeout, MailboxFull
+from .reply import Reply
+
+M = TypeVar("M")
+R = TypeVar("R")
+
+_Envelope: TypeAlias = tuple[M, Reply[Any] | None]
+
+
+class Retired(enum.Enum):
+    """The type of `RETIRED`, so that ``msg is RETIRED`` narrows in a type checker."""
+
+    RETIRED = "retired"
+
+
+RETIRED: Final = Retired.RETIRED
+"""Returned by `Inbox.receive_or_idle` when the actor has retired: it should return from run()."""
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatistics:
+    """A snapshot of one mailbox.
+
+    Attributes:
+      name: the mailbox's (and its actor's) name.
+      depth: messages waiting in the buffer.
+      capacity: the buffer's size.
+      senders_waiting: tasks blocked in `tell`/`ask` because the buffer is full.
+      received: messages the actor has taken out, over the mailbox's life.
+      closed: True once the inbox is closed; sends then raise `ActorStopped`.
+    """
+
+    name: str
+    depth: int
+    capacity: int
+    senders_waiting: int
+    received: int
+    closed: bool
+
+
+class _Shared:
+    """What both ends of one mailbox can see: its name and the count of received messages."""
+
+    __slots__ = ("name", "received")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.received = 0
+
+    def statistics(self, channel: trio.MemoryChannelStatistics) -> MailboxStatistics:
+        return MailboxStatistics(
+            name=self.name,
+            depth=channel.current_buffer_used,
+            capacity=int(channel.max_buffer_size),
+            senders_waiting=channel.tasks_waiting_send,
+            received=self.received,
+            closed=channel.open_receive_channels == 0,
+        )
+
+
+def _ask_envelope(
+    build: Callable[[Reply[R]], M], send: trio.MemorySendChannel[outcome.Outcome[R]]
+) -> _Envelope[M]:
+    reply = Reply(send)
+    return build(reply), reply
+
+
+class Address(Generic[M]):
+    """The handle through which everyone but the actor reaches it.
+
+    Full policy: `tell` and `ask` wait for room (back-pressure, for work that must not be
+    lost); `tell_nowait` refuses with `MailboxFull`. A sender that must never wait on one slow
+    actor (a room fanning out to client connections) uses `tell_nowait` and decides what
+    `MailboxFull` means: drop, resync or disconnect.
+
+    An address never closes: the actor's inbox does, and from then on every send raises
+    `ActorStopped`.
+    """
+
+    __slots__ = ("_send", "_shared")
+
+    def __init__(self, send: trio.MemorySendChannel[_Envelope[M]], shared: _Shared) -> None:
+        self._send = send
+        self._shared = shared
+
+    @property
+    def name(self) -> str:
+        return self._shared.name
+
+    @property
+    def closed(self) -> bool:
+        """True once the actor's inbox is closed; every send then raises `ActorStopped`."""
+        return self._send.statistics().open_receive_channels == 0
+
+    async def tell(self, message: M) -> None:
+        """Queue `message`, waiting for room while the mailbox is full.
+
+        Raises:
+          ActorStopped: the inbox is (or, while waiting, becomes) closed.
+        """
+        try:
+            await self._send.send((message, None))
+        except trio.BrokenResourceError:
+            raise ActorStopped(self.name) from None
+
+    def tell_nowait(self, message: M) -> None:
+        """Queue `message` if there is room, without blocking.
+
+        Raises:
+          MailboxFull: the buffer is full; the message was not queued.
+          ActorStopped: the inbox is closed.
+        """
+        try:
+            self._send.send_nowait((message, None))
+        except trio.WouldBlock:
+            raise MailboxFull(self.name, int(self._send.statistics().max_buffer_size)) from None
+        except trio.BrokenResourceError:
+            raise ActorStopped(self.name) from None
+
+    # ASYNC109: the timeout is the contract of ask, not an inherited deadline: it turns a
+    # missing answer into AskTimeout (504 at the edge) instead of a Cancelled.
+    async def ask(self, build: Callable[[Reply[R]], M], *, timeout: float) -> R:  # noqa: ASYNC109
+        """Send ``build(reply)`` and wait for the actor to settle `reply`; return its value.
+
+        `timeout` covers both waiting for room in the mailbox and waiting for the answer.
+
+        Raises:
+          AskTimeout: no answer within `timeout` seconds.
+          ActorStopped: the inbox is closed, or the actor stopped, crashed or dropped the reply
+              without answering (promptly, not at the timeout).
+          Exception: whatever the actor passed to `Reply.fail`.
+        """
+        send, answers = trio.open_memory_channel[outcome.Outcome[R]](1)
+        with answers:
+            try:
+                with trio.fail_after(timeout):
+                    # No local keeps the Reply alive here: an actor that drops it must be
+                    # the last owner, so that collecting it wakes us (see reply.py).
+                    await self._send.send(_ask_envelope(build, send))
+                    result = await answers.receive()
+            except trio.TooSlowError:
+                raise AskTimeout(self.name, timeout) from None
+            except trio.BrokenResourceError:
+                raise ActorStopped(self.name) from None
+            except trio.EndOfChannel:
+                raise ActorStopped(self.name, "dropped the request without answering") from None
+        return result.unwrap()
+
+    def statistics(self) -> MailboxStatistics:
+        return self._shared.statistics(self._send.statistics())
+
+    def __repr__(self) -> str:
+        return f"<Address {self.name!r}>"
+
+
+class Inbox(Generic[M]):
+    """The receive side of a mailbox: what the actor reads its messages from.
+
+    ``async for message in inbox`` receives until the actor retires (only when the mailbox has
+    an idle timeout) or the inbox is closed.
+
+    Raises:
+      trio.ClosedResourceError: from `receive` and `receive_nowait` once the inbox is closed,
+          e.g. by receiving again after `receive_or_idle` returned `RETIRED`.
+    """
+
+    __slots__ = ("_idle_timeout", "_in_flight", "_receive", "_shared")
+
+    def __init__(
+        self,
+        receive: trio.MemoryReceiveChannel[_Envelope[M]],
+        shared: _Shared,
+        idle_timeout: float | None,
+    ) -> None:
+        self._receive = receive
+        self._shared = shared
+        self._idle_timeout = idle_timeout
+        # Weak, so that a reply the actor drops is still collected and wakes its asker.
+        self._in_flight: weakref.WeakSet[Reply[Any]] = weakref.WeakSet()
+
+    @property
+    def name(self) -> str:
+        return self._shared.name
+
+    @property
+    def idle_timeout(self) -> float | None:
+        return self._idle_timeout
+
+    @property
+    def closed(self) -> bool:
+        return self._receive.statistics().open_receive_channels == 0
+
+    async def receive(self) -> M:
+        """Wait for the next message."""
+        return self._open(await self._receive.receive())
+
+    def receive_nowait(self) -> M:
+        """Take the next message if one is waiting.
+
+        Raises:
+          trio.WouldBlock: the mailbox is empty.
+        """
+        return self._open(self._receive.receive_nowait())
+
+    async def receive_or_idle(
+        self, idle_timeout: float | None = None
+    ) -> M | Literal[Retired.RETIRED]:
+        """Wait for the next message, or retire after `idle_timeout` seconds without one.
+
+        `idle_timeout` defaults to the mailbox's; with neither, this is `receive`. Retiring
+        closes the inbox (later sends raise `ActorStopped`) and returns `RETIRED`; the actor
+        should then return from run(). It retires only when the buffer is empty and no sender
+        is waiting for room, so no message that was accepted is lost.
+        """
+        timeout = self._idle_timeout if idle_timeout is None else idle_timeout
+        if timeout is None:
+            return await self.receive()
+        while True:
+            with trio.move_on_after(timeout):
+                return await self.receive()
+            # No checkpoint from here to close(): this check and the closing are one step.
+            channel = self._receive.statistics()
+            if channel.current_buffer_used == 0 and channel.tasks_waiting_send == 0:
+                self.close()
+                return RETIRED
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> M:
+        if self.closed:
+            raise StopAsyncIteration
+        message = await self.receive_or_idle()
+        if message is RETIRED:
+            raise StopAsyncIteration
+        return message
+
+    def statistics(self) -> MailboxStatistics:
+        return self._shared.statistics(self._receive.statistics())
+
+    def close(self) -> int:
+        """Close the mailbox; return how many queued messages were dropped. Idempotent.
+
+        Queued asks fail with `ActorStopped`; queued tells are dropped. Senders blocked for
+        room are let in and treated like queued ones. Later sends raise `ActorStopped`.
+        Replies the actor already received are left alone: it may still answer them.
+        """
+        if self.closed:
+            return 0
+        dropped = 0
+        while True:
+            try:
+                _message, reply = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            dropped += 1
+            if reply is not None:
+                reply._abandon(ActorStopped(self.name, "stopped before handling the request"))
+        self._receive.close()
+        return dropped
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _open(self, envelope: _Envelope[M]) -> M:
+        message, reply = envelope
+        self._shared.received += 1
+        if reply is not None:
+            self._in_flight.add(reply)
+        return message
+
+    def _abandon_in_flight(self, cause: BaseException) -> None:
+        """Fail every reply handed to the actor and not yet answered; for its supervisor.
+
+        Called when an incarnation crashes: it took those requests with it. The next
+        incarnation starts from the queue, not from what the last one was holding.
+        """
+        for reply in list(self._in_flight):
+            if not reply.done:
+                stopped = ActorStopped(self.name, "crashed while handling the request")
+                stopped.__cause__ = cause
+                reply._abandon(stopped)
+        self._in_flight.clear()
+
+    def __repr__(self) -> str:
+        return f"<Inbox {self.name!r}>"
+
+
+@final
+class open_mailbox(tuple[Address[M], Inbox[M]]):
+    """Open a bounded mailbox: ``address, inbox = open_mailbox[Msg](capacity, name)``.
+
+    Returns the `Address` to hand out and the `Inbox` its actor reads. Shaped like
+    `trio.open_memory_channel` (a class only so that ``open_mailbox[Msg]`` types both ends);
+    it is called like a function.
+
+    The caller owns the inbox and must close it (``with inbox:``), unless it hands it to a
+    `Supervisor`, which then closes it when the actor is done. `idle_timeout` is the default
+    for `Inbox.receive_or_idle`, and makes ``async for`` over the inbox end once the actor has
+    been idle that long; `Registry` sets it.
+
+    Raises:
+      ValueError: when `capacity` is not a positive integer (every mailbox is bounded), or
+          `idle_timeout` is not positive.
+    """
+
+    def __new__(  # type: ignore[misc]  # returns a plain tuple, as trio's does
+        cls, capacity: int, name: str, *, idle_timeout: float | None = None
+    ) -> tuple[Address[M], Inbox[M]]:
+        if not isinstance(capacity, int) or capacity <= 0:
+            raise ValueError(f"mailbox capacity must be a positive int, not {capacity!r}")
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
+        send, receive = trio.open_memory_channel[_Envelope[M]](capacity)
+        shared = _Shared(name)
+        return Address(send, shared), Inbox(receive, shared, idle_timeout)
+
+    def __init__(self, capacity: int, name: str, *, idle_timeout: float | None = None) -> None:
+        pass  # never called: __new__ returns a tuple; here for type checkers' sake

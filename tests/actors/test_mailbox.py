@@ -1,0 +1,304 @@
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+
+import pytest
+import trio
+import trio.testing
+
+from actors.runtime import (
+    RETIRED,
+    ActorStopped,
+    AskTimeout,
+    Inbox,
+    MailboxFull,
+    Reply,
+    ReplyAlreadySent,
+    open_mailbox,
+)
+
+
+@dataclass(frozen=True)
+class Double:
+    value: int
+    reply: Reply[int]
+
+
+async def answer_one(inbox: Inbox[Double]) -> None:
+    message = await inbox.receive()
+    message.reply.send(message.value * 2)
+
+
+def test_capacity_must_be_positive() -> None:
+    for capacity in (0, -1):
+        with pytest.raises(ValueError, match="capacity"):
+            open_mailbox(capacity, "bad")
+
+
+async def test_tell_waits_for_room_when_the_mailbox_is_full() -> None:
+    address, inbox = open_mailbox[str](1, "box")
+    await address.tell("first")
+    delivered = trio.Event()
+
+    async def second() -> None:
+        await address.tell("second")
+        delivered.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(second)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not delivered.is_set()
+        assert address.statistics().senders_waiting == 1
+
+        assert await inbox.receive() == "first"
+        with trio.fail_after(1):
+            await delivered.wait()
+    assert await inbox.receive() == "second"
+
+
+async def test_tell_nowait_raises_mailbox_full_when_full() -> None:
+    address, inbox = open_mailbox[str](2, "box")
+    address.tell_nowait("a")
+    address.tell_nowait("b")
+    with pytest.raises(MailboxFull) as raised:
+        address.tell_nowait("c")
+    assert raised.value.name == "box"
+    assert raised.value.capacity == 2
+    assert [inbox.receive_nowait(), inbox.receive_nowait()] == ["a", "b"]
+    with pytest.raises(trio.WouldBlock):
+        inbox.receive_nowait()
+
+
+async def test_ask_returns_the_answer() -> None:
+    address, inbox = open_mailbox[Double](4, "doubler")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer_one, inbox)
+        answer: int = await address.ask(lambda reply: Double(21, reply), timeout=1)
+    assert answer == 42
+
+
+async def test_ask_times_out_with_ask_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    address, _inbox = open_mailbox[Double](4, "silent")
+    with pytest.raises(AskTimeout) as raised:
+        await address.ask(lambda reply: Double(1, reply), timeout=5)
+    assert raised.value.name == "silent"
+    assert trio.current_time() == pytest.approx(5)
+
+
+async def test_ask_timeout_includes_waiting_for_room(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    address, inbox = open_mailbox[Double | str](1, "busy")
+    address.tell_nowait("filler")
+    with pytest.raises(AskTimeout):
+        await address.ask(lambda reply: Double(1, reply), timeout=3)
+    assert trio.current_time() == pytest.approx(3)
+    assert inbox.statistics().depth == 1
+
+
+async def test_ask_on_a_stopped_actor_raises_actor_stopped() -> None:
+    address, inbox = open_mailbox[Double | str](4, "gone")
+    inbox.close()
+    assert address.closed
+    with pytest.raises(ActorStopped, match="'gone': mailbox is closed"):
+        await address.ask(lambda reply: Double(1, reply), timeout=1)
+    with pytest.raises(ActorStopped):
+        await address.tell("hello")
+    with pytest.raises(ActorStopped):
+        address.tell_nowait("hello")
+
+
+async def test_actor_failing_a_reply_reraises_in_the_asker() -> None:
+    address, inbox = open_mailbox[Double](4, "picky")
+    error = ValueError("odd numbers only")
+
+    async def refuse() -> None:
+        (await inbox.receive()).reply.fail(error)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(refuse)
+        with pytest.raises(ValueError, match="odd numbers only") as raised:
+            await address.ask(lambda reply: Double(2, reply), timeout=1)
+    assert raised.value is error
+
+
+async def test_dropping_a_reply_unanswered_raises_actor_stopped_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    address, inbox = open_mailbox[Double](4, "forgetful")
+
+    async def forget() -> None:
+        await inbox.receive()  # and drop it on the floor
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(forget)
+        with pytest.raises(ActorStopped, match="without answering"):
+            await address.ask(lambda reply: Double(1, reply), timeout=60)
+    assert trio.current_time() == 0
+
+
+async def test_a_reply_in_a_reference_cycle_is_noticed_by_the_collector(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    address, inbox = open_mailbox[Double](4, "cyclic")
+
+    async def drop_in_a_cycle() -> None:
+        message = await inbox.receive()
+        holder: list[object] = [message]
+        holder.append(holder)
+        del message, holder
+        gc.collect()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drop_in_a_cycle)
+        with pytest.raises(ActorStopped):
+            await address.ask(lambda reply: Double(1, reply), timeout=60)
+    assert trio.current_time() == 0
+
+
+async def test_closing_the_inbox_fails_queued_asks_and_counts_dropped_tells(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    address, inbox = open_mailbox[Double | str](4, "closing")
+    address.tell_nowait("a tell")
+    outcomes: list[BaseException] = []
+
+    async def ask() -> None:
+        with pytest.raises(ActorStopped, match="before handling") as raised:
+            await address.ask(lambda reply: Double(1, reply), timeout=60)
+        outcomes.append(raised.value)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask)
+        await trio.testing.wait_all_tasks_blocked()
+        assert inbox.statistics().depth == 2
+        assert inbox.close() == 2
+    assert len(outcomes) == 1
+    assert trio.current_time() == 0
+    assert inbox.close() == 0  # idempotent
+
+
+async def test_a_second_answer_raises_reply_already_sent() -> None:
+    address, inbox = open_mailbox[Double](4, "twice")
+
+    async def answer_twice() -> None:
+        message = await inbox.receive()
+        message.reply.send(1)
+        with pytest.raises(ReplyAlreadySent):
+            message.reply.send(2)
+        with pytest.raises(ReplyAlreadySent):
+            message.reply.fail(ValueError())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer_twice)
+        assert await address.ask(lambda reply: Double(1, reply), timeout=1) == 1
+
+
+async def test_answering_after_the_asker_gave_up_neither_blocks_nor_raises(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    address, inbox = open_mailbox[Double](4, "slow")
+    with pytest.raises(AskTimeout):
+        await address.ask(lambda reply: Double(1, reply), timeout=1)
+    message = inbox.receive_nowait()
+    message.reply.send(2)
+    assert message.reply.done
+
+
+async def test_statistics_report_depth_capacity_waiting_senders_and_received() -> None:
+    address, inbox = open_mailbox[int](2, "counted")
+    async with trio.open_nursery() as nursery:
+        for value in range(3):
+            nursery.start_soon(address.tell, value)
+        await trio.testing.wait_all_tasks_blocked()
+        stats = address.statistics()
+        assert (stats.name, stats.depth, stats.capacity, stats.senders_waiting) == (
+            "counted",
+            2,
+            2,
+            1,
+        )
+        assert (stats.received, stats.closed) == (0, False)
+        for _ in range(3):
+            await inbox.receive()
+    assert inbox.statistics() == address.statistics()
+    assert address.statistics().received == 3
+    assert address.statistics().depth == 0
+
+
+async def test_receive_or_idle_returns_messages_then_retires_when_idle(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    address, inbox = open_mailbox[str](4, "idler", idle_timeout=10)
+
+    async def send_later() -> None:
+        await trio.sleep(9)
+        await address.tell("just in time")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send_later)
+        with trio.fail_after(100):
+            assert await inbox.receive_or_idle() == "just in time"
+            assert await inbox.receive_or_idle() is RETIRED
+    assert trio.current_time() == pytest.approx(19)
+    assert inbox.closed
+    with pytest.raises(ActorStopped):
+        await address.tell("too late")
+
+
+async def test_receive_or_idle_without_a_timeout_never_retires(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    _address, inbox = open_mailbox[str](4, "patient")
+    with trio.move_on_after(3600) as scope:
+        await inbox.receive_or_idle()
+    assert scope.cancelled_caught
+    assert not inbox.closed
+
+
+async def test_async_for_ends_when_the_actor_retires(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    address, inbox = open_mailbox[int](4, "looper", idle_timeout=5)
+    for value in range(3):
+        address.tell_nowait(value)
+    with trio.fail_after(100):
+        assert [value async for value in inbox] == [0, 1, 2]
+    assert trio.current_time() == pytest.approx(5)
+    assert [value async for value in inbox] == []
+
+
+async def race_the_idle_deadline(name: str) -> tuple[list[int], list[int]]:
+    """Send one message at the instant the actor's idle deadline fires; (accepted, received)."""
+    address, inbox = open_mailbox[int](4, name, idle_timeout=10)
+    accepted: list[int] = []
+    received: list[int] = []
+
+    async def sender() -> None:
+        await trio.sleep(10)
+        try:
+            address.tell_nowait(1)
+        except ActorStopped:
+            return
+        accepted.append(1)
+
+    async def actor() -> None:
+        async for value in inbox:
+            received.append(value)
+
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(actor)
+            nursery.start_soon(sender)
+    return accepted, received
+
+
+async def test_a_message_racing_the_idle_deadline_is_received_or_refused_never_lost(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Both tasks wake at the same instant and trio runs them in either order (it reverses its
+    # batches at random), so the rounds cover both interleavings.
+    for round_ in range(40):
+        accepted, received = await race_the_idle_deadline(f"race{round_}")
+        assert received == accepted
