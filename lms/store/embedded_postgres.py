@@ -11,7 +11,7 @@ dead previous owner left running, then loops: start the postmaster, wait until i
 `postmaster.pid` says "ready", wait for it to exit. An exit we did not ask for is a crash: the
 state goes `down`, the cluster's orphans are killed, and after a backoff the postmaster is
 started again on the same port (so the DSN handed out stays valid); more than
-`RestartPolicy.max_restarts` crashes within `RestartPolicy.window` seconds raise
+`RestartPolicy.max_restarts` crashes within `RestartPolicy.within` seconds raise
 `PostgresKeepsDyingError`. Cancellation is the only way to stop it: a fast shutdown (SIGINT),
 SIGKILL after `stop_grace` seconds, then a sweep for any process still working in the data dir.
 """
@@ -22,7 +22,7 @@ import enum
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -30,6 +30,7 @@ from typing import Final
 import structlog
 import trio
 
+from actors.runtime.restart import CrashHistory, RestartPolicy
 from lms.store.postgres_cluster import (
     ClusterInfo,
     ClusterPaths,
@@ -55,6 +56,11 @@ from lms.store.postgres_cluster import (
 # How often to look at postmaster.pid while it starts: PostgreSQL has no readiness callback,
 # and a first start takes tens of milliseconds.
 _READY_POLL: Final = 0.01
+# Slower than an actor's: a start after a crash replays WAL, and a crash loop here means the disk
+# or the configuration is wrong, which retrying fast will not fix.
+POSTGRES_RESTARTS: Final = RestartPolicy(
+    max_restarts=5, within=300.0, backoff_initial=0.5, backoff_max=30.0
+)
 
 
 class PostgresState(enum.Enum):
@@ -93,25 +99,6 @@ class EmbeddedPostgresStoppedError(PostgresClusterError):
 
 
 @dataclass(frozen=True)
-class RestartPolicy:
-    """How hard to try: exponential backoff from `first_backoff` up to `max_backoff` seconds,
-    giving up after more than `max_restarts` crashes within `window` seconds."""
-
-    max_restarts: int = 5
-    window: float = 300.0
-    first_backoff: float = 0.5
-    max_backoff: float = 30.0
-
-    def delay(self, crash_times: Sequence[float], now: float) -> float | None:
-        """Seconds to wait before restarting, given the times of the crashes so far (this one
-        included); None means give up."""
-        recent = sum(1 for t in crash_times if now - t <= self.window)
-        if recent > self.max_restarts:
-            return None
-        return min(self.max_backoff, self.first_backoff * 2 ** max(0, recent - 1))
-
-
-@dataclass(frozen=True)
 class EmbeddedPostgresConfig:
     """Everything the actor needs; the defaults are the node's production embedded default."""
 
@@ -125,7 +112,7 @@ class EmbeddedPostgresConfig:
     # Generous: a start after a crash replays WAL first.
     start_timeout: float = 120.0
     stop_grace: float = 10.0
-    restart: RestartPolicy = RestartPolicy()
+    restart: RestartPolicy = POSTGRES_RESTARTS
     # None: `find_postgres_binaries(os.environ)`.
     bin_dir: Path | None = None
 
@@ -245,7 +232,7 @@ class EmbeddedPostgres:
     async def _supervise(self, cluster: PostgresCluster, task_status: trio.TaskStatus[str]) -> None:
         assert self._port is not None
         info = cluster_info(cluster, self._port)
-        crash_times: list[float] = []
+        crashes = CrashHistory(self._config.restart)
         while True:
             try:
                 exit_code = await self._serve_once(cluster, info, task_status)
@@ -255,14 +242,11 @@ class EmbeddedPostgres:
                 exit_code = exc.exit_code
             self._on_died(exit_code)
             await trio.to_thread.run_sync(recover, cluster, self._config.stop_grace)
-            now = trio.current_time()
-            crash_times = [t for t in crash_times if now - t <= self._config.restart.window]
-            crash_times.append(now)
-            delay = self._config.restart.delay(crash_times, now)
+            delay = crashes.record(trio.current_time())
             if delay is None:
                 raise PostgresKeepsDyingError(
-                    f"PostgreSQL keeps dying: {len(crash_times)} crashes within "
-                    f"{self._config.restart.window:g} s (last exit status {exit_code}), giving "
+                    f"PostgreSQL keeps dying: {len(crashes)} crashes within "
+                    f"{self._config.restart.within:g} s (last exit status {exit_code}), giving "
                     f"up. Its log is {info.log_file}; it ends with:\n{log_tail(info.log_file)}"
                 )
             self._log.info("postgres_restarting", delay=delay, restarts=self._restarts + 1)

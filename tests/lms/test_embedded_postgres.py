@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 import trio
 
+from actors.runtime.restart import RestartPolicy
 from lms.store.bridge import call, open_bridge
 from lms.store.embedded_postgres import (
     TERMINAL,
@@ -22,7 +23,6 @@ from lms.store.embedded_postgres import (
     IllegalTransitionError,
     PostgresKeepsDyingError,
     PostgresState,
-    RestartPolicy,
 )
 from lms.store.postgres_cluster import (
     ClusterLockedError,
@@ -60,7 +60,7 @@ def fast_config(root: Path, **overrides: Any) -> EmbeddedPostgresConfig:
         "settings": FAST_SETTINGS,
         "start_timeout": DEADLINE,
         "stop_grace": 5.0,
-        "restart": RestartPolicy(first_backoff=0.05),
+        "restart": RestartPolicy(backoff_initial=0.05),
     }
     return EmbeddedPostgresConfig(**options | overrides)
 
@@ -91,17 +91,7 @@ async def fetchval(dsn: str, sql: str) -> Any:
         return await call(query)
 
 
-# --- pure: the policy and the table -----------------------------------------------------------
-
-
-def test_backoff_doubles_up_to_the_cap_then_gives_up() -> None:
-    policy = RestartPolicy(max_restarts=3, window=60, first_backoff=1, max_backoff=3)
-    assert policy.delay([100], now=100) == 1
-    assert policy.delay([99, 100], now=100) == 2
-    assert policy.delay([98, 99, 100], now=100) == 3
-    assert policy.delay([97, 98, 99, 100], now=100) is None
-    # Crashes older than the window are forgiven.
-    assert policy.delay([10, 20, 30, 100], now=100) == 1
+# --- pure: the state table -----------------------------------------------------------------
 
 
 def test_every_state_is_reachable_and_only_table_moves_are_legal() -> None:
