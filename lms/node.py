@@ -19,6 +19,7 @@ import hypercorn.trio
 import structlog
 import trio
 
+from actors.runtime import ChildState, Supervisor
 from lms.accounts.service import Accounts
 from lms.accounts.tokens import TokenIssuer
 from lms.catalog.service import Catalog
@@ -79,14 +80,23 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
             nursery.cancel_scope.cancel()
 
 
-def build_health(settings: Settings, store: Store) -> NodeHealth:
+def build_health(settings: Settings, store: Store, actors: Actors) -> NodeHealth:
     health = NodeHealth(settings.node_id)
+
+    async def supervised() -> ComponentHealth:
+        stats = actors.supervisor.statistics()
+        failed = [c.name for c in stats.children if c.state is ChildState.GAVE_UP]
+        detail = f"{len(stats.children)} actors, {stats.restarts} restarts"
+        if failed:
+            detail += f"; gave up on {', '.join(failed)}"
+        return ComponentHealth("actors", not failed, "degraded" if failed else "ok", detail)
 
     async def database() -> ComponentHealth:
         await store.db.ping()
         return ComponentHealth("database", True, "ok")
 
     health.register("database", database)
+    health.register("actors", supervised)
     if store.embedded is not None:
         embedded = store.embedded
 
@@ -132,8 +142,13 @@ async def serve(
                     drain.set()
 
             nursery.start_soon(on_signals)
-            async with bridge.open_bridge(), open_store(settings) as store:
-                app = create_app(_services(settings, store), max_body_bytes=settings.max_body_bytes)
+            async with (
+                bridge.open_bridge(),
+                open_store(settings) as store,
+                open_actors(settings, store) as actors,
+            ):
+                services = _services(settings, store, actors)
+                app = create_app(services, max_body_bytes=settings.max_body_bytes)
                 demo = await seed_demo(store.db) if settings.seed_demo else None
                 async with trio.open_nursery() as http:
                     binds = await http.start(
@@ -151,7 +166,25 @@ async def serve(
             nursery.cancel_scope.cancel()
 
 
-def _services(settings: Settings, store: Store) -> Services:
+@dataclass(frozen=True)
+class Actors:
+    """Addresses of the node's long-lived actors (never the actors themselves)."""
+
+    supervisor: Supervisor
+
+
+@asynccontextmanager
+async def open_actors(settings: Settings, store: Store) -> AsyncIterator[Actors]:
+    """Start the node's actors under one supervisor. Leaving the block cancels them: the HTTP
+    server has drained by then, so no edge is still waiting on a mailbox."""
+    async with trio.open_nursery() as nursery:
+        supervisor = Supervisor("node")
+        await nursery.start(supervisor.run)
+        yield Actors(supervisor)
+        nursery.cancel_scope.cancel()
+
+
+def _services(settings: Settings, store: Store, actors: Actors) -> Services:
     issuer = TokenIssuer(
         settings.secret_key,
         access_ttl=settings.access_token_ttl,
@@ -161,7 +194,7 @@ def _services(settings: Settings, store: Store) -> Services:
         accounts=Accounts(store.db, issuer),
         catalog=Catalog(store.db),
         issuer=issuer,
-        health=build_health(settings, store),
+        health=build_health(settings, store, actors),
     )
 
 

@@ -9,6 +9,7 @@ async def test_a_healthy_node_reports_its_database_and_redis(api: httpx.AsyncCli
         assert body["status"] == "ok"
         assert {c["name"]: c["ok"] for c in body["components"]} == {
             "database": True,
+            "actors": True,
             "redis": True,
         }
     assert response.headers["X-Request-ID"]
