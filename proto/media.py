@@ -1,0 +1,114 @@
+"""The transcoder's messages: what a worker is asked to do and what it reports back.
+
+A worker is a process (`python -m media.worker`) that reads one `TranscodeSpec` as JSON on stdin
+and writes `WorkerFrame`s to stdout, each as a 4-byte big-endian length followed by that many
+bytes of JSON (`write_frame` / `FrameReader`). The last frame is `Done` or `Failed`.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import msgspec
+
+FRAME_HEADER = struct.Struct(">I")
+MAX_FRAME = 1 << 20
+
+
+class Rendition(msgspec.Struct, frozen=True):
+    """One playable quality. Paths are relative to the job's output directory."""
+
+    label: str  # "1080p", "720p", "480p", "360p"
+    width: int
+    height: int
+    bitrate: int  # bits per second, video + audio, as measured on the finished file
+    mp4: str  # progressive MP4 with faststart, e.g. "720p.mp4"
+    playlist: str | None = None  # HLS media playlist, e.g. "hls/720p/index.m3u8"
+
+
+class Storyboard(msgspec.Struct, frozen=True):
+    image: str  # sprite sheet of scrub previews
+    vtt: str  # WebVTT cues pointing into the sprite with #xywh=
+
+
+class MediaManifest(msgspec.Struct, frozen=True):
+    """Everything a finished transcode produced."""
+
+    duration: float
+    renditions: list[Rendition]
+    thumbnail: str
+    storyboard: Storyboard | None
+    preview: str | None
+    hls_master: str | None
+    has_audio: bool
+
+
+class TranscodeSpec(msgspec.Struct, frozen=True):
+    source: str  # absolute path of the uploaded file
+    outdir: str  # absolute path of a directory the worker owns for this job
+    hls: bool = True
+    preview_seconds: float = 10.0
+
+
+class Probed(msgspec.Struct, frozen=True, tag="probed"):
+    duration: float
+    width: int  # as displayed, after rotation
+    height: int
+    fps: float
+    has_audio: bool
+    rotation: int
+
+
+class Progress(msgspec.Struct, frozen=True, tag="progress"):
+    stage: str  # "probing" | "transcoding" | "packaging"
+    fraction: float  # 0..1 of the whole job
+    frames_done: int
+    fps: float  # frames decoded per second of wall time
+    eta_seconds: float | None
+
+
+class RenditionReady(msgspec.Struct, frozen=True, tag="rendition"):
+    """A rendition became playable (its first HLS segment is listed, or its MP4 is complete)."""
+
+    rendition: Rendition
+
+
+class Done(msgspec.Struct, frozen=True, tag="done"):
+    manifest: MediaManifest
+
+
+class Failed(msgspec.Struct, frozen=True, tag="failed"):
+    reason: str  # for a person: "not a video file", "the file is truncated", ...
+
+
+WorkerFrame = Probed | Progress | RenditionReady | Done | Failed
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(WorkerFrame)
+
+
+def encode_frame(frame: WorkerFrame) -> bytes:
+    body = _encoder.encode(frame)
+    return FRAME_HEADER.pack(len(body)) + body
+
+
+class FrameReader:
+    """Splits a byte stream into frames: `feed(bytes)` returns the frames it completed."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[WorkerFrame]:
+        """Add bytes; return every frame now complete. Raise ValueError on a corrupt stream."""
+        self._buffer += data
+        frames = []
+        while len(self._buffer) >= FRAME_HEADER.size:
+            (size,) = FRAME_HEADER.unpack_from(self._buffer)
+            if size > MAX_FRAME:
+                raise ValueError(f"worker frame of {size} bytes exceeds {MAX_FRAME}")
+            end = FRAME_HEADER.size + size
+            if len(self._buffer) < end:
+                break
+            frames.append(_decoder.decode(bytes(self._buffer[FRAME_HEADER.size : end])))
+            del self._buffer[:end]
+        return frames
