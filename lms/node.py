@@ -34,6 +34,7 @@ from lms.store.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 from lms.store.migrate import migrate
 from lms.store.redis_link import RedisLink
 from proto.api import ComponentHealth
+from proto.events import Event, EventSink
 
 log = structlog.get_logger()
 
@@ -171,6 +172,13 @@ class Actors:
     """Addresses of the node's long-lived actors (never the actors themselves)."""
 
     supervisor: Supervisor
+    # Where producers (progress writer, transcoder pool) publish events for the live layer.
+    publish: EventSink
+
+
+async def _unrouted(event: Event) -> None:
+    # Replaced by the live layer's router (rooms, sessions, Bus) when it lands.
+    log.debug("event_unrouted", event=type(event).__name__)
 
 
 @asynccontextmanager
@@ -180,7 +188,7 @@ async def open_actors(settings: Settings, store: Store) -> AsyncIterator[Actors]
     async with trio.open_nursery() as nursery:
         supervisor = Supervisor("node")
         await nursery.start(supervisor.run)
-        yield Actors(supervisor)
+        yield Actors(supervisor, publish=_unrouted)
         nursery.cancel_scope.cancel()
 
 
