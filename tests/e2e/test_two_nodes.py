@@ -43,7 +43,11 @@ async def test_two_nodes_share_accounts_and_courses(
         for client, name in ((on_a, "a"), (on_b, "b")):
             health = (await client.get("/health")).json()
             assert health["node_id"] == name
-            assert {c["name"] for c in health["components"] if c["ok"]} == {"database", "actors", "redis"}
+            assert {c["name"] for c in health["components"] if c["ok"]} == {
+                "database",
+                "actors",
+                "redis",
+            }
 
         login = await on_a.post(
             "/api/v1/auth/login", json={"email": "root@school.org", "password": "admin-password"}
