@@ -2,7 +2,7 @@
 
 A worker is a process (`python -m media.worker`) that reads one `TranscodeSpec` as JSON on stdin
 and writes `WorkerFrame`s to stdout, each as a 4-byte big-endian length followed by that many
-bytes of JSON (`write_frame` / `FrameReader`). The last frame is `Done` or `Failed`.
+bytes of JSON (`encode_frame` / `FrameReader`). The last frame is `Done` or `Failed`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ MAX_FRAME = 1 << 20
 class Rendition(msgspec.Struct, frozen=True):
     """One playable quality. Paths are relative to the job's output directory."""
 
-    label: str  # "1080p", "720p", "480p", "360p"
-    width: int
+    label: str  # "1080p", "720p", "480p", "360p"; a source below 1080p adds its own size: "400p"
+    width: int  # as displayed (portrait sources are taller than wide)
     height: int
-    bitrate: int  # bits per second, video + audio, as measured on the finished file
-    mp4: str  # progressive MP4 with faststart, e.g. "720p.mp4"
+    # Bits per second, video + audio: measured on the finished MP4; in a `RenditionReady` sent
+    # while the job runs, the rendition's cap (the most it may use).
+    bitrate: int
+    # Progressive MP4 with faststart, e.g. "720p.mp4"; None while only the HLS playlist exists
+    # (a `RenditionReady` sent while the job runs). Set in `Done`'s manifest.
+    mp4: str | None = None
     playlist: str | None = None  # HLS media playlist, e.g. "hls/720p/index.m3u8"
 
 
@@ -54,9 +58,9 @@ class Probed(msgspec.Struct, frozen=True, tag="probed"):
     duration: float
     width: int  # as displayed, after rotation
     height: int
-    fps: float
+    fps: float  # the constant frame rate of the renditions (a variable-rate source gets one)
     has_audio: bool
-    rotation: int
+    rotation: int  # clockwise degrees the source is turned to display upright: 0/90/180/270
 
 
 class Progress(msgspec.Struct, frozen=True, tag="progress"):
@@ -68,7 +72,9 @@ class Progress(msgspec.Struct, frozen=True, tag="progress"):
 
 
 class RenditionReady(msgspec.Struct, frozen=True, tag="rendition"):
-    """A rendition became playable (its first HLS segment is listed, or its MP4 is complete)."""
+    """A rendition became playable: its first HLS segment is listed (`mp4` is None then, and the
+    HLS master playlist already lists it), or, without HLS, its MP4 is complete. Sent once per
+    rendition, smallest first as a rule."""
 
     rendition: Rendition
 
