@@ -1,0 +1,252 @@
+"""The progress writer: group commit for learners' progress.
+
+Theory of operation
+-------------------
+Every progress update in the node is an ask to one `ProgressWriter`. The writer takes the first
+waiting ask and everything else already in its mailbox (up to `max_batch`), hands the batch to
+`commit` (one database transaction: lock, merge, write, commit), and only once that returns
+answers each asker with its outcome. So an answer always means "committed": a node killed with
+`kill -9` right after answering loses nothing it acknowledged (with PostgreSQL's default
+`synchronous_commit`). While one batch commits the next one gathers in the mailbox, so the batch
+grows with the load and the cost of a commit is shared by everyone in it: latency is bounded by
+about one batch, and throughput grows with the load.
+
+What a batch does with each write (refuse it, or merge it) is decided inside `commit` against
+what is stored, so one bad write is refused on its own and the rest of the batch is stored. A
+batch whose commit raises fails every asker in it with `BatchFailed` (nothing of it was stored,
+and an update may be sent again: merging is idempotent); the writer goes on with the next batch.
+
+After the answers, the writer publishes one `ProgressChanged` per row the batch changed to its
+`EventSink`, so the live layer can show the change on the learner's other devices and to
+instructors. Events are a courtesy, not a record: see `ProgressWriter` for the sink's contract.
+
+The writer imports no storage: `commit` is passed in (the node passes
+``functools.partial(db.transaction, lms.store.progress.apply_batch)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import structlog
+import trio
+
+from actors.runtime import ActorError, Address, Inbox, MailboxStatistics, Reply, Supervisor
+from lms.domain.progress import Refused, Written, changes
+from proto.events import Event, EventSink
+from proto.progress import ProgressWrite
+
+Outcome = Written | Refused
+Commit = Callable[[list[ProgressWrite]], Awaitable[list[Outcome]]]
+
+# A batch this large commits in a few milliseconds; larger ones only delay their first answer.
+MAX_BATCH = 256
+# Room for a few batches while one commits; beyond that, senders wait (back-pressure).
+CAPACITY = 1024
+# The longest the writer waits on the event sink per batch before dropping the rest.
+PUBLISH_BUDGET = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Ask: store `write`. The answer, sent once committed, is `Written` or `Refused`."""
+
+    write: ProgressWrite
+    reply: Reply[Outcome]
+
+
+class BatchFailed(ActorError):
+    """The batch holding this update could not be committed; nothing of it was stored.
+
+    ``__cause__`` is the commit's exception (e.g. the database being unavailable).
+    """
+
+    def __init__(self, name: str, cause: Exception) -> None:
+        super().__init__(name, f"could not commit the batch: {cause!r}")
+        self.__cause__ = cause
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressWriterStatistics:
+    """A snapshot of the writer, over the life of the node (restarts included).
+
+    Attributes:
+      batches: batches committed (each one transaction).
+      updates: updates in those batches, stored or refused.
+      failed_batches: batches whose commit raised.
+      mean_batch_size: updates per committed batch.
+      largest_batch: the most updates one batch held.
+      events_published / events_dropped: `ProgressChanged` handed to the sink, and those dropped
+          because the sink failed or was too slow.
+      mailbox: the mailbox, whose depth is the backlog.
+    """
+
+    batches: int
+    updates: int
+    failed_batches: int
+    mean_batch_size: float
+    largest_batch: int
+    events_published: int
+    events_dropped: int
+    mailbox: MailboxStatistics
+
+
+@dataclass
+class _Tally:
+    """Counters that outlive one incarnation of the writer."""
+
+    batches: int = 0
+    updates: int = 0
+    failed_batches: int = 0
+    largest_batch: int = 0
+    events_published: int = 0
+    events_dropped: int = 0
+
+
+class ProgressWriter:
+    """Stores progress updates in batches, one transaction per batch, and answers after commit.
+
+    Mailbox full-policy: back-pressure. Senders wait for room (an `ask` waits within its
+    timeout); an update is never dropped, because an acknowledged update must be stored and an
+    unacknowledged one must be reported to its sender.
+
+    The event sink's contract: `publish` is awaited once per event, after the batch's askers
+    have been answered, and should only hand the event on (the live layer puts it in bounded
+    mailboxes without waiting). The writer waits on it at most `publish_budget` seconds per
+    batch; events not handed on by then, or whose `publish` raised, are dropped, counted and
+    logged. Nothing is lost by that: the progress is committed, and a client that missed an
+    event reads the state back (`GET /api/v1/progress/course/{id}`).
+    """
+
+    def __init__(
+        self,
+        inbox: Inbox[Record],
+        commit: Commit,
+        publish: EventSink,
+        *,
+        max_batch: int = MAX_BATCH,
+        publish_budget: float = PUBLISH_BUDGET,
+        tally: _Tally | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, not {max_batch}")
+        self._inbox = inbox
+        self._commit = commit
+        self._publish = publish
+        self._max_batch = max_batch
+        self._publish_budget = publish_budget
+        self._tally = _Tally() if tally is None else tally
+        self._log = structlog.get_logger().bind(actor=inbox.name)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async for first in self._inbox:
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(self._inbox.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            await self._write(batch)
+
+    async def _write(self, batch: list[Record]) -> None:
+        writes = [record.write for record in batch]
+        try:
+            outcomes = await self._commit(writes)
+        except Exception as exc:
+            self._tally.failed_batches += 1
+            self._log.warning("progress_batch_failed", size=len(batch), error=repr(exc))
+            for record in batch:
+                record.reply.fail(BatchFailed(self._inbox.name, exc))
+            return
+        tally = self._tally
+        tally.batches += 1
+        tally.updates += len(batch)
+        tally.largest_batch = max(tally.largest_batch, len(batch))
+        for record, outcome in zip(batch, outcomes, strict=True):
+            record.reply.send(outcome)
+        events = changes(writes, outcomes)
+        published = await publish_events(self._publish, events, budget=self._publish_budget)
+        tally.events_published += published
+        tally.events_dropped += len(events) - published
+
+
+async def publish_events(publish: EventSink, events: Sequence[Event], *, budget: float) -> int:
+    """Hand `events` to `publish` in order within `budget` seconds; return how many were handed
+    on. A failing sink is logged, never raised: the events' progress is already committed."""
+    published = 0
+    with trio.move_on_after(budget) as scope:
+        for event in events:
+            try:
+                await publish(event)
+            except Exception:
+                structlog.get_logger().exception(
+                    "progress_event_failed", event=type(event).__name__
+                )
+            else:
+                published += 1
+    if scope.cancelled_caught:
+        structlog.get_logger().warning(
+            "progress_events_dropped", dropped=len(events) - published, budget=budget
+        )
+    return published
+
+
+class ProgressWrites:
+    """The handle the rest of the node holds: the writer's address and its statistics."""
+
+    def __init__(self, address: Address[Record], tally: _Tally) -> None:
+        self._address = address
+        self._tally = tally
+
+    async def record(self, write: ProgressWrite, *, timeout: float) -> Outcome:  # noqa: ASYNC109
+        """Store `write`; return once committed (or refused).
+
+        Raises:
+          AskTimeout: no answer within `timeout` seconds (the write may still be stored).
+          BatchFailed: its batch could not be committed.
+          ActorStopped: the writer is not running.
+        """
+        return await self._address.ask(partial(Record, write), timeout=timeout)
+
+    def statistics(self) -> ProgressWriterStatistics:
+        tally = self._tally
+        return ProgressWriterStatistics(
+            batches=tally.batches,
+            updates=tally.updates,
+            failed_batches=tally.failed_batches,
+            mean_batch_size=tally.updates / tally.batches if tally.batches else 0.0,
+            largest_batch=tally.largest_batch,
+            events_published=tally.events_published,
+            events_dropped=tally.events_dropped,
+            mailbox=self._address.statistics(),
+        )
+
+
+async def start_progress_writer(
+    supervisor: Supervisor,
+    commit: Commit,
+    publish: EventSink,
+    *,
+    name: str = "progress_writer",
+    capacity: int = CAPACITY,
+    max_batch: int = MAX_BATCH,
+    publish_budget: float = PUBLISH_BUDGET,
+) -> ProgressWrites:
+    """Start a writer under `supervisor` (restarted on the same mailbox if it crashes)."""
+    tally = _Tally()
+    address = await supervisor.start(
+        name,
+        partial(
+            ProgressWriter,
+            commit=commit,
+            publish=publish,
+            max_batch=max_batch,
+            publish_budget=publish_budget,
+            tally=tally,
+        ),
+        capacity=capacity,
+    )
+    return ProgressWrites(address, tally)

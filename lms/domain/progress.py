@@ -1,0 +1,404 @@
+"""Progress rules: played segments, watched time, resume position, completion. Pure; no I/O.
+
+Theory of operation
+-------------------
+A learner's progress on one content is a `Progress`: a resume position stamped with when it was
+read, the played segments as a normalised union of intervals, and when it completed (if it has).
+Two progress values combine with `merge`, and `merge` is a join: commutative, associative and
+idempotent. So heartbeats may arrive twice, late, out of order, or through two nodes writing the
+same row, and the stored segments, position and completion come out the same (only the completion
+time records which merge crossed the threshold); and a client that is not sure its update was
+stored may simply send it again.
+
+- Played segments combine by union (`union`), after which gaps shorter than `GAP` are closed:
+  players report heartbeat boundaries with rounding (a segment ends at 15.19, the next starts at
+  15.2), and closing small gaps keeps those from counting as unwatched. Closing gaps is a
+  closure operator (monotone, idempotent), so union-then-close is still a join.
+- Watched seconds are the total length of the union; coverage is that over the duration, never
+  above 1, because segments are clamped to the duration when admitted. Jumping to the end plays
+  only the last seconds, so it does not complete a video.
+- The position is last-writer-wins on `position_at` (ties broken by the larger position, so the
+  choice does not depend on the order of arrival).
+- Completion is monotone: the earliest completion time wins, and once completed stays completed,
+  even if the course's threshold is raised later. A video completes when its coverage reaches the
+  course's `completion_threshold`; a text content when the learner says so.
+
+`prepare` checks an update's shape and stamps it (no data needed); inside the writer's
+transaction, `admit` checks the write against the content (and the enrolment) and `advance`
+merges it into the stored progress. They refuse with `Refused`, whose `reason` the service turns
+into a status code.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from proto.api import ContentKind
+from proto.events import ProgressChanged
+from proto.progress import (
+    MAX_DEVICE_ID_LENGTH,
+    MAX_SECONDS,
+    MAX_SEGMENTS_PER_UPDATE,
+    ContentProgress,
+    CourseProgress,
+    CourseStanding,
+    ProgressState,
+    ProgressSummary,
+    ProgressUpdate,
+    ProgressWrite,
+)
+
+Segment = tuple[float, float]
+Segments = tuple[Segment, ...]
+
+# Gaps between played segments shorter than this (seconds) count as watched; see the module doc.
+GAP = 0.5
+# Players often report a duration a little longer than the server's (audio running past the last
+# video frame); a time up to this far past the end is taken as the end rather than refused.
+END_TOLERANCE = 2.0
+# Only someone seeking back and forth on purpose produces this many separate segments; the cap
+# keeps one row from growing without bound.
+MAX_STORED_SEGMENTS = 1000
+
+
+class Refusal(enum.Enum):
+    INVALID = "invalid"  # the update makes no sense (for this content)
+    UNKNOWN_CONTENT = "unknown_content"
+    NOT_ENROLLED = "not_enrolled"
+    NOT_READY = "not_ready"  # a video whose duration is not known yet
+
+
+class Refused(Exception):
+    """An update that is not stored; `message` says why, in words for the client."""
+
+    def __init__(self, reason: Refusal, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRules:
+    """What the rules need to know about a content, read in the same transaction as the write."""
+
+    course_id: int
+    kind: ContentKind
+    duration: float | None
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One learner's progress on one content (the empty value is a content never opened)."""
+
+    position: float = 0.0
+    position_at: datetime | None = None  # None: no position reported yet
+    played: Segments = ()
+    completed_at: datetime | None = None
+
+    @property
+    def watched_seconds(self) -> float:
+        return watched(self.played)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A write the writer stored; `changed` is False when it changed nothing a client sees
+    (a repeat, or a paused player's heartbeat that only restamps the position)."""
+
+    state: ProgressState
+    changed: bool
+
+
+# --- segments -----------------------------------------------------------------------------------
+
+
+def union(*groups: Iterable[Segment]) -> Segments:
+    """The union of all segments, sorted, with gaps shorter than `GAP` closed.
+
+    Segments of zero length are dropped: they add no watched time, and keeping them would let a
+    stray point bridge two gaps.
+    """
+    merged: list[list[float]] = []
+    for start, end in sorted(s for group in groups for s in group if s[1] > s[0]):
+        if merged and start - merged[-1][1] < GAP:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return tuple((start, end) for start, end in merged)
+
+
+def watched(played: Segments) -> float:
+    """Seconds actually watched: the total length of a normalised union."""
+    return math.fsum(end - start for start, end in played)
+
+
+def watched_within(progress: Progress, rules: ContentRules) -> float:
+    """Watched seconds, never above the duration (the lengths' rounding could add an ulp)."""
+    if rules.duration is None:
+        return progress.watched_seconds
+    return min(progress.watched_seconds, rules.duration)
+
+
+def coverage(progress: Progress, rules: ContentRules) -> float:
+    """The watched fraction of the content, 0..1 (a text: 1 once completed, else 0)."""
+    if rules.kind is ContentKind.TEXT:
+        return 1.0 if progress.completed_at is not None else 0.0
+    if not rules.duration:
+        return 0.0
+    return min(1.0, progress.watched_seconds / rules.duration)
+
+
+# --- combining progress -------------------------------------------------------------------------
+
+
+def merge(a: Progress, b: Progress, rules: ContentRules, now: datetime) -> Progress:
+    """The join of two progress values; `now` is the completion time if this merge completes it."""
+    newest = max(a, b, key=_position_order)
+    merged = Progress(
+        position=newest.position,
+        position_at=newest.position_at,
+        played=union(a.played, b.played),
+        completed_at=_earliest(a.completed_at, b.completed_at),
+    )
+    if merged.completed_at is None and _covers_threshold(merged, rules):
+        merged = replace(merged, completed_at=now)
+    return merged
+
+
+def shows_change(before: Progress, after: Progress) -> bool:
+    """Whether a client would see a difference (the position's stamp is not shown)."""
+    return (before.position, before.played, before.completed_at) != (
+        after.position,
+        after.played,
+        after.completed_at,
+    )
+
+
+def _position_order(p: Progress) -> tuple[bool, datetime | None, float]:
+    # A value with no position (None) sorts below every stamped one; datetimes are only compared
+    # when both are present because the leading bool differs otherwise.
+    return (p.position_at is not None, p.position_at, p.position)
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return min(a, b)
+
+
+def _covers_threshold(progress: Progress, rules: ContentRules) -> bool:
+    return (
+        rules.kind is ContentKind.VIDEO
+        and rules.duration is not None
+        and coverage(progress, rules) >= rules.threshold
+    )
+
+
+# --- checking updates ---------------------------------------------------------------------------
+
+
+def prepare(
+    user_id: int, update: ProgressUpdate, *, now: datetime, device_id: str | None = None
+) -> ProgressWrite:
+    """Check an update's shape and stamp it; raise `Refused(INVALID)` for nonsense.
+
+    Needs no data: what depends on the content (its kind, its duration) is `admit`'s job.
+    The bounds the body's type declares are checked again here, because an update built in
+    code (not decoded from JSON) skips them, and these are what keeps stored numbers sane.
+    """
+    if len(update.played) > MAX_SEGMENTS_PER_UPDATE:
+        raise Refused(
+            Refusal.INVALID, f"send at most {MAX_SEGMENTS_PER_UPDATE} played segments at a time"
+        )
+    if update.position is not None:
+        _check_seconds(update.position, "position")
+    for start, end in update.played:
+        _check_seconds(start, "a played segment's start")
+        _check_seconds(end, "a played segment's end")
+        if end < start:
+            raise Refused(Refusal.INVALID, f"played segment [{start}, {end}] ends before it starts")
+    if device_id is not None and not 0 < len(device_id) <= MAX_DEVICE_ID_LENGTH:
+        raise Refused(Refusal.INVALID, f"a device id has 1 to {MAX_DEVICE_ID_LENGTH} characters")
+    read_at = now if update.client_ts is None else min(update.client_ts, now)
+    return ProgressWrite(
+        user_id=user_id,
+        content_id=update.content_id,
+        position=update.position,
+        position_at=read_at,
+        played=union(update.played),
+        completed=update.completed,
+        received_at=now,
+        device_id=device_id,
+    )
+
+
+def _check_seconds(value: float, what: str) -> None:
+    if not (math.isfinite(value) and 0.0 <= value <= MAX_SECONDS):
+        raise Refused(
+            Refusal.INVALID, f"{what} must be a number of seconds from 0 to {MAX_SECONDS:g}"
+        )
+
+
+def admit(write: ProgressWrite, rules: ContentRules | None, *, enrolled: bool) -> Progress:
+    """The write as a progress value, checked against its content and clamped to its end.
+
+    Only enrolled learners record progress: an instructor previewing their own course (or an
+    admin) does not show up as a learner unless they enrol. `rules` is None for a content that
+    does not exist. Raises `Refused`.
+    """
+    if rules is None:
+        raise Refused(Refusal.UNKNOWN_CONTENT, f"no content with id {write.content_id}")
+    if not enrolled:
+        raise Refused(Refusal.NOT_ENROLLED, f"enrol in course {rules.course_id} to record progress")
+    if rules.kind is ContentKind.TEXT:
+        if write.played or write.position is not None:
+            raise Refused(
+                Refusal.INVALID,
+                "a text content has no playback; send {content_id, completed: true} once read",
+            )
+        return Progress(completed_at=write.received_at if write.completed else None)
+    if write.completed:
+        raise Refused(
+            Refusal.INVALID,
+            "a video completes by being watched; send the played segments instead of completed",
+        )
+    duration = rules.duration
+    if duration is None:
+        raise Refused(
+            Refusal.NOT_READY,
+            f"content {write.content_id} is still being processed (its duration is not known "
+            "yet); send progress once it plays",
+        )
+    limit = duration + END_TOLERANCE
+    if write.position is not None and write.position > limit:
+        raise Refused(
+            Refusal.INVALID,
+            f"position {write.position} is beyond the end of the video ({duration:g} s)",
+        )
+    for start, end in write.played:
+        if end > limit:
+            raise Refused(
+                Refusal.INVALID,
+                f"played segment [{start}, {end}] runs beyond the end of the video "
+                f"({duration:g} s)",
+            )
+    played = union((min(start, duration), min(end, duration)) for start, end in write.played)
+    if write.position is None:
+        return Progress(played=played)
+    return Progress(min(write.position, duration), write.position_at, played)
+
+
+def advance(current: Progress, admitted: Progress, rules: ContentRules, now: datetime) -> Progress:
+    """`merge`, refusing a result too fragmented to store (`MAX_STORED_SEGMENTS`)."""
+    merged = merge(current, admitted, rules, now)
+    if len(merged.played) > MAX_STORED_SEGMENTS:
+        raise Refused(
+            Refusal.INVALID,
+            f"this content already has {len(current.played)} separate played segments; "
+            "send longer segments",
+        )
+    return merged
+
+
+# --- reading progress ---------------------------------------------------------------------------
+
+
+def state(
+    progress: Progress,
+    rules: ContentRules,
+    *,
+    content_id: int,
+    updated_at: datetime,
+) -> ProgressState:
+    return ProgressState(
+        content_id=content_id,
+        course_id=rules.course_id,
+        position=progress.position,
+        played=list(progress.played),
+        watched_seconds=watched_within(progress, rules),
+        duration=rules.duration,
+        coverage=coverage(progress, rules),
+        completed=progress.completed_at is not None,
+        completed_at=progress.completed_at,
+        updated_at=updated_at,
+    )
+
+
+def changes(
+    writes: Sequence[ProgressWrite], outcomes: Sequence[Written | Refused]
+) -> list[ProgressChanged]:
+    """One event per (user, content) that the batch changed, with its final state.
+
+    The device is the last one whose write changed the row, so that device is not sent back
+    what it already knows.
+    """
+    final: dict[tuple[int, int], tuple[ProgressWrite, ProgressState]] = {}
+    for write, outcome in zip(writes, outcomes, strict=True):
+        key = (write.user_id, write.content_id)
+        if isinstance(outcome, Written) and outcome.changed:
+            final[key] = (write, outcome.state)
+    return [
+        ProgressChanged(
+            user_id=write.user_id,
+            course_id=s.course_id,
+            content_id=s.content_id,
+            position=s.position,
+            watched_seconds=s.watched_seconds,
+            duration=s.duration,
+            coverage=s.coverage,
+            completed=s.completed,
+            played=s.played,
+            device_id=write.device_id,
+        )
+        for write, s in final.values()
+    ]
+
+
+def course_progress(
+    course_id: int, title: str, contents: Sequence[ContentProgress]
+) -> CourseProgress:
+    """A course's standing from its contents in course order."""
+    done = sum(1 for c in contents if c.completed)
+    total = len(contents)
+    opened = [c.updated_at for c in contents if c.updated_at is not None]
+    return CourseProgress(
+        course_id=course_id,
+        title=title,
+        completed_contents=done,
+        total_contents=total,
+        percent=100.0 * done / total if total else 0.0,
+        watched_seconds=math.fsum(c.watched_seconds for c in contents),
+        next_content_id=next((c.content_id for c in contents if not c.completed), None),
+        last_activity_at=max(opened, default=None),
+        contents=list(contents),
+    )
+
+
+def standing(course: CourseProgress) -> CourseStanding:
+    """The course's standing without its per-content detail."""
+    return CourseStanding(
+        course_id=course.course_id,
+        title=course.title,
+        completed_contents=course.completed_contents,
+        total_contents=course.total_contents,
+        percent=course.percent,
+        watched_seconds=course.watched_seconds,
+        next_content_id=course.next_content_id,
+        last_activity_at=course.last_activity_at,
+    )
+
+
+def summary(standings: Sequence[CourseStanding]) -> ProgressSummary:
+    """Every course's standing; a course counts as completed once all its contents are."""
+    return ProgressSummary(
+        courses=list(standings),
+        completed_courses=sum(
+            1 for s in standings if s.total_contents and s.completed_contents == s.total_contents
+        ),
+        watched_seconds=math.fsum(s.watched_seconds for s in standings),
+    )

@@ -1,0 +1,1 @@
+"""Learners' progress: recording heartbeats through the group-commit writer, reading standings."""

@@ -1,0 +1,351 @@
+"""The progress writer against a real PostgreSQL, through the real store and bridge."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+import asyncpg
+import pytest
+import trio
+
+from actors.progress_writer import BatchFailed, ProgressWrites, start_progress_writer
+from actors.runtime import Supervisor
+from lms.domain.progress import GAP, Refusal, Refused, Written, prepare, union
+from lms.store import bridge
+from lms.store import progress as progress_store
+from lms.store.database import Database
+from proto.events import Event, ProgressChanged
+from proto.progress import ProgressUpdate, ProgressWrite
+
+DURATION = 3600.0
+TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """A course with enrolled learners, videos of `DURATION` seconds, a text and an outsider."""
+
+    course_id: int
+    learners: list[int]
+    videos: list[int]
+    text: int
+    unprocessed: int  # a video whose duration is not known yet
+    outsider: int  # a user not enrolled
+
+
+async def seed(conn: asyncpg.Connection, learners: int = 3, videos: int = 2) -> Seeded:
+    async def user(name: str) -> int:
+        return await conn.fetchval(
+            "INSERT INTO users (email, name, password_hash) VALUES ($1, $1, 'x') RETURNING id",
+            f"{name}@bench.lms",
+        )
+
+    owner = await user("owner")
+    course = await conn.fetchval(
+        "INSERT INTO courses (owner_id, title) VALUES ($1, 'Optics') RETURNING id", owner
+    )
+
+    async def content(kind: str, duration: float | None, position: int) -> int:
+        return await conn.fetchval(
+            """
+            INSERT INTO contents (course_id, title, kind, position, duration_seconds)
+            VALUES ($1, $2, $3, $4, $5) RETURNING id
+            """,
+            course,
+            f"{kind} {position}",
+            kind,
+            position,
+            duration,
+        )
+
+    video_ids = [await content("video", DURATION, i) for i in range(videos)]
+    text = await content("text", None, videos)
+    unprocessed = await content("video", None, videos + 1)
+    learner_ids = [await user(f"learner{i}") for i in range(learners)]
+    await conn.executemany(
+        "INSERT INTO enrollments (course_id, user_id) VALUES ($1, $2)",
+        [(course, learner) for learner in learner_ids],
+    )
+    return Seeded(course, learner_ids, video_ids, text, unprocessed, await user("outsider"))
+
+
+@asynccontextmanager
+async def open_database(dsn: str, max_size: int = 4) -> AsyncIterator[Database]:
+    """A pool on the test's database; must run inside `bridge.open_bridge()`."""
+    db = await Database.connect(dsn, min_size=1, max_size=max_size)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+class CountedCommit:
+    """The real commit (one transaction per batch), counting the transactions it runs."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.transactions = 0
+
+    async def __call__(self, writes: list[ProgressWrite]) -> list[Written | Refused]:
+        self.transactions += 1
+        return await self.db.transaction(progress_store.apply_batch, writes)
+
+
+async def ignore(event: Event) -> None:
+    pass
+
+
+@asynccontextmanager
+async def running_writer(
+    commit: Callable[[list[ProgressWrite]], Awaitable[list[Written | Refused]]],
+    publish: Callable[[Event], Awaitable[None]] = ignore,
+    **options: float,
+) -> AsyncIterator[ProgressWrites]:
+    """A writer under its own supervisor, stopped (cancelled) when the block ends."""
+    async with trio.open_nursery() as nursery:
+        supervisor = Supervisor("test")
+        await nursery.start(supervisor.run)
+        yield await start_progress_writer(supervisor, commit, publish, **options)
+        nursery.cancel_scope.cancel()
+
+
+def heartbeat(user: int, content: int, *played: tuple[float, float], **fields) -> ProgressWrite:
+    update = ProgressUpdate(content_id=content, played=list(played), **fields)
+    return prepare(user, update, now=datetime.now(UTC))
+
+
+async def stored_played(db: Database, user: int, content: int) -> tuple[tuple[float, float], ...]:
+    async def read(conn: asyncpg.Connection) -> list[float]:
+        return await conn.fetchval(
+            "SELECT played FROM progress WHERE user_id = $1 AND content_id = $2", user, content
+        )
+
+    flat = await db.transaction(read) or []
+    return tuple(zip(flat[::2], flat[1::2], strict=True))
+
+
+# --- group commit -------------------------------------------------------------------------------
+
+
+async def test_many_concurrent_updates_share_a_few_transactions(database_url: str) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed, learners=50, videos=10)
+        commit = CountedCommit(db)
+        async with running_writer(commit) as writes:
+            answers: list[Written | Refused] = []
+
+            async def send(user: int, content: int) -> None:
+                answers.append(
+                    await writes.record(heartbeat(user, content, (0, 30)), timeout=TIMEOUT)
+                )
+
+            async with trio.open_nursery() as nursery:
+                for user, content in itertools.product(course.learners, course.videos):
+                    nursery.start_soon(send, user, content)
+            stats = writes.statistics()
+
+        assert len(answers) == 500
+        assert all(isinstance(a, Written) and a.state.watched_seconds == 30 for a in answers)
+        assert commit.transactions <= 5, commit.transactions
+        assert (stats.batches, stats.updates) == (commit.transactions, 500)
+        assert stats.largest_batch == 256  # the batch size cap
+        assert stats.mean_batch_size == 500 / commit.transactions
+        assert stats.mailbox.depth == 0
+
+        async def rows(conn: asyncpg.Connection) -> int:
+            return await conn.fetchval("SELECT count(*) FROM progress WHERE watched_seconds = 30")
+
+        assert await db.transaction(rows) == 500
+
+
+async def test_a_refused_write_does_not_fail_the_rest_of_its_batch(database_url: str) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed)
+        learner, video = course.learners[0], course.videos[0]
+        cases = {
+            "ok": heartbeat(learner, video, (0, 10), position=10.0),
+            "unknown": heartbeat(learner, 999_999, (0, 10)),
+            "outsider": heartbeat(course.outsider, video, (0, 10)),
+            "unprocessed": heartbeat(learner, course.unprocessed, (0, 10)),
+            "beyond": heartbeat(learner, video, (0, DURATION + 60)),
+            "text": heartbeat(learner, course.text, completed=True),
+            "also ok": heartbeat(course.learners[1], video, (5, 20)),
+        }
+        async with running_writer(CountedCommit(db)) as writes:
+            answers: dict[str, Written | Refused] = {}
+
+            async def send(name: str, write: ProgressWrite) -> None:
+                answers[name] = await writes.record(write, timeout=TIMEOUT)
+
+            async with trio.open_nursery() as nursery:
+                for name, write in cases.items():
+                    nursery.start_soon(send, name, write)
+            assert writes.statistics().largest_batch == len(cases)  # all in one transaction
+
+        refusals = {n: a.reason for n, a in answers.items() if isinstance(a, Refused)}
+        assert refusals == {
+            "unknown": Refusal.UNKNOWN_CONTENT,
+            "outsider": Refusal.NOT_ENROLLED,
+            "unprocessed": Refusal.NOT_READY,
+            "beyond": Refusal.INVALID,
+        }
+        assert await stored_played(db, learner, video) == ((0, 10),)
+        assert await stored_played(db, course.learners[1], video) == ((5, 20),)
+        text = answers["text"]
+        assert isinstance(text, Written)
+        assert text.state.completed
+        assert await stored_played(db, course.outsider, video) == ()
+
+
+# --- durability and concurrency -----------------------------------------------------------------
+
+
+async def test_acknowledged_updates_survive_a_hard_stop_and_a_new_writer(database_url: str) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed, learners=20, videos=1)
+        video = course.videos[0]
+        acknowledged: dict[int, list[tuple[float, float]]] = {u: [] for u in course.learners}
+        enough = trio.Event()
+
+        async def play(writes: ProgressWrites, user: int) -> None:
+            for second in itertools.count(step=2):
+                segment = (float(second), second + 1.0)
+                await writes.record(heartbeat(user, video, segment), timeout=TIMEOUT)
+                acknowledged[user].append(segment)
+                if sum(map(len, acknowledged.values())) >= 400:
+                    enough.set()
+
+        # Cancel the writer and every player at once, mid-traffic: some asks are queued, one
+        # batch may be committing. Nothing acknowledged may be missing afterwards.
+        async with running_writer(CountedCommit(db)) as writes, trio.open_nursery() as players:
+            for user in course.learners:
+                players.start_soon(play, writes, user)
+            await enough.wait()
+            players.cancel_scope.cancel()
+
+        for user, segments in acknowledged.items():
+            stored = await stored_played(db, user, video)
+            assert union(stored, segments) == stored, user
+
+        # A new writer (a restarted node) carries on from what is stored.
+        user = course.learners[0]
+        async with running_writer(CountedCommit(db)) as writes:
+            answer = await writes.record(heartbeat(user, video, (0.5, 1.5)), timeout=TIMEOUT)
+        assert isinstance(answer, Written)
+        assert answer.state.played[0] == (0.0, 1.5)
+
+
+async def test_two_writers_on_one_database_merge_the_same_rows(database_url: str) -> None:
+    async with (
+        bridge.open_bridge(),
+        open_database(database_url) as db_a,
+        open_database(database_url) as db_b,
+    ):
+        course = await db_a.transaction(seed, learners=3, videos=2)
+        keys = list(itertools.product(course.learners, course.videos))
+        # Disjoint one-second segments, far enough apart that no gap closes: the stored union
+        # holds every one of them only if neither writer overwrote the other's.
+        segments = [(i * 3.0, i * 3.0 + 1.0) for i in range(60)]
+        assert GAP < 3.0 - 1.0
+        async with (
+            running_writer(CountedCommit(db_a)) as a,
+            running_writer(CountedCommit(db_b)) as b,
+        ):
+
+            async def play(writes: ProgressWrites, user: int, content: int, parity: int) -> None:
+                for segment in segments[parity::2]:
+                    await writes.record(heartbeat(user, content, segment), timeout=TIMEOUT)
+
+            # Each row gets its even segments through one writer and its odd ones through the
+            # other, one after another, so the two writers' batches keep overlapping: first
+            # racing to create the rows, then updating rows the other has just written.
+            async with trio.open_nursery() as nursery:
+                for user, content in keys:
+                    nursery.start_soon(play, a, user, content, 0)
+                    nursery.start_soon(play, b, user, content, 1)
+            assert a.statistics().updates == b.statistics().updates == 30 * len(keys)
+
+        for user, content in keys:
+            assert await stored_played(db_a, user, content) == tuple(segments)
+
+
+# --- failures and events ------------------------------------------------------------------------
+
+
+async def test_a_failed_batch_fails_its_askers_and_the_writer_goes_on(database_url: str) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed)
+        real = CountedCommit(db)
+        failures = [ConnectionError("database went away")]
+
+        async def flaky(writes: list[ProgressWrite]) -> list[Written | Refused]:
+            if failures:
+                raise failures.pop()
+            return await real(writes)
+
+        learner, video = course.learners[0], course.videos[0]
+        async with running_writer(flaky) as writes:
+            with pytest.raises(BatchFailed) as failed:
+                await writes.record(heartbeat(learner, video, (0, 10)), timeout=TIMEOUT)
+            assert isinstance(failed.value.__cause__, ConnectionError)
+            answer = await writes.record(heartbeat(learner, video, (20, 30)), timeout=TIMEOUT)
+            assert writes.statistics().failed_batches == 1
+        assert isinstance(answer, Written)
+        assert await stored_played(db, learner, video) == ((20, 30),)
+
+
+async def test_each_changed_row_is_published_once_after_its_commit(database_url: str) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed)
+        learner, video = course.learners[0], course.videos[0]
+        send, published = trio.open_memory_channel[tuple[Event, tuple]](10)
+
+        async def publish(event: Event) -> None:
+            assert isinstance(event, ProgressChanged)
+            # Published after the commit: the row is already there for anyone to read.
+            send.send_nowait((event, await stored_played(db, event.user_id, event.content_id)))
+
+        async with running_writer(CountedCommit(db), publish) as writes:
+            async with trio.open_nursery() as nursery:
+                for segment in [(0, 10), (10, 20), (20, 30)]:
+                    write = heartbeat(learner, video, segment, position=segment[1])
+                    nursery.start_soon(partial(writes.record, write, timeout=TIMEOUT))
+            assert writes.statistics().batches == 1
+            # A paused player: the same position again, and an already played segment.
+            paused = heartbeat(learner, video, (5, 15), position=30.0)
+            answer = await writes.record(paused, timeout=TIMEOUT)
+            assert isinstance(answer, Written)
+            assert not answer.changed
+            moved = await writes.record(heartbeat(learner, video, position=12.0), timeout=TIMEOUT)
+            assert isinstance(moved, Written)
+            assert moved.changed
+            with trio.fail_after(5):
+                events = [await published.receive() for _ in range(2)]
+            with pytest.raises(trio.WouldBlock):
+                published.receive_nowait()
+
+        assert [(e.position, e.played) for e, _ in events] == [(30, [(0, 30)]), (12, [(0, 30)])]
+        assert all(stored == ((0, 30),) for _, stored in events)
+
+
+async def test_a_stuck_event_sink_holds_the_writer_only_for_its_budget(database_url: str) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed)
+        learner, video = course.learners[0], course.videos[0]
+
+        async def stuck(event: Event) -> None:
+            await trio.sleep_forever()
+
+        async with running_writer(CountedCommit(db), stuck, publish_budget=0.2) as writes:
+            with trio.fail_after(5):
+                for second in range(4):
+                    write = heartbeat(learner, video, (second * 10.0, second * 10.0 + 5))
+                    assert isinstance(await writes.record(write, timeout=TIMEOUT), Written)
+            # The fourth answer came once the third batch's events had been given up on.
+            stats = writes.statistics()
+        assert (stats.events_published, stats.events_dropped) == (0, 3)

@@ -1,0 +1,327 @@
+"""`/api/v1/progress` against a real node and database: record, read back, refuse bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import trio
+
+from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
+from tests.lms.http.conftest import Login, log_in, sign_up
+
+PROGRESS = "/api/v1/progress"
+DURATION = 600.0
+
+
+@dataclass(frozen=True)
+class Course:
+    id: int
+    videos: list[int]  # in course order, each DURATION seconds long
+    text: int  # last in course order
+
+
+async def sql(dsn: str, statement: str, *args: object) -> None:
+    """Run one statement on the test's database, as the transcoder would (not through the API)."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(statement, *args)
+        finally:
+            await conn.close()
+
+    await trio.to_thread.run_sync(asyncio.run, run())
+
+
+async def make_course(
+    api: httpx.AsyncClient, dsn: str, owner: Login, videos: int = 2, title: str = "Optics"
+) -> Course:
+    created = await api.post("/api/v1/courses", json={"title": title}, headers=owner.auth)
+    assert created.status_code == 201, created.text
+    base = f"/api/v1/courses/{created.json()['id']}/contents"
+    ids = []
+    for position, kind in enumerate(["video"] * videos + ["text"]):
+        body = {"title": f"{kind} {position}", "kind": kind, "position": position}
+        response = await api.post(base, json=body, headers=owner.auth)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    await sql(dsn, "UPDATE contents SET duration_seconds = $1 WHERE kind = 'video'", DURATION)
+    return Course(created.json()["id"], ids[:-1], ids[-1])
+
+
+async def enrol(api: httpx.AsyncClient, who: Login, course: Course) -> None:
+    response = await api.post(f"/api/v1/courses/{course.id}/enroll", headers=who.auth)
+    assert response.status_code == 201, response.text
+
+
+async def course_progress(api: httpx.AsyncClient, who: Login, course: Course) -> dict:
+    response = await api.get(f"{PROGRESS}/course/{course.id}", headers=who.auth)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_heartbeats_merge_into_the_stored_state_and_the_course_standing(
+    api: httpx.AsyncClient, database_url: str, instructor: Login, learner: Login
+) -> None:
+    course = await make_course(api, database_url, instructor)
+    await enrol(api, learner, course)
+    video = course.videos[0]
+    for played, position in [([[0, 10]], 10), ([[10, 20.2]], 20.2), ([[300, 310]], 310)]:
+        response = await api.post(
+            PROGRESS,
+            json={"content_id": video, "position": position, "played": played},
+            headers=learner.auth,
+        )
+        assert response.status_code == 200, response.text
+    state = response.json()
+    assert state["played"] == [[0, 20.2], [300, 310]]
+    assert state["watched_seconds"] == pytest.approx(30.2)
+    assert state["coverage"] == pytest.approx(30.2 / DURATION)
+    assert (state["position"], state["duration"], state["completed"]) == (310, DURATION, False)
+
+    standing = await course_progress(api, learner, course)
+    assert (standing["completed_contents"], standing["total_contents"]) == (0, 3)
+    assert standing["next_content_id"] == video
+    first = standing["contents"][0]
+    assert (first["content_id"], first["position"], first["played"]) == (
+        video,
+        310,
+        state["played"],
+    )
+    assert standing["contents"][1]["updated_at"] is None  # never opened
+
+
+async def test_seeking_to_the_end_does_not_complete_a_video_but_watching_it_does(
+    api: httpx.AsyncClient, database_url: str, instructor: Login, learner: Login
+) -> None:
+    course = await make_course(api, database_url, instructor)
+    await enrol(api, learner, course)
+    video = course.videos[0]
+    skipped = await api.post(
+        PROGRESS,
+        json={"content_id": video, "position": DURATION, "played": [[590, DURATION]]},
+        headers=learner.auth,
+    )
+    assert skipped.json()["completed"] is False
+    # 90% of the duration, reported a minute at a time (the course's default threshold).
+    minutes = [[m * 60.0, m * 60.0 + 60] for m in range(9)]
+    watched = await api.post(
+        PROGRESS, json={"content_id": video, "played": minutes}, headers=learner.auth
+    )
+    assert watched.json()["completed"] is True
+    standing = await course_progress(api, learner, course)
+    assert standing["completed_contents"] == 1
+    assert standing["percent"] == pytest.approx(100 / 3)
+    assert standing["next_content_id"] == course.videos[1]
+
+
+async def test_a_text_completes_when_the_learner_marks_it_read(
+    api: httpx.AsyncClient, database_url: str, instructor: Login, learner: Login
+) -> None:
+    course = await make_course(api, database_url, instructor, videos=0)
+    await enrol(api, learner, course)
+    opened = await api.post(PROGRESS, json={"content_id": course.text}, headers=learner.auth)
+    assert opened.json()["completed"] is False
+    read = await api.post(
+        PROGRESS, json={"content_id": course.text, "completed": True}, headers=learner.auth
+    )
+    assert read.status_code == 200
+    assert (read.json()["completed"], read.json()["coverage"]) == (True, 1.0)
+    standing = await course_progress(api, learner, course)
+    assert (standing["percent"], standing["next_content_id"]) == (100.0, None)
+
+
+BAD_UPDATES = [
+    ({"position": -1}, 422, "$.position"),
+    ({"played": [[20, 10]]}, 422, "ends before it starts"),
+    ({"played": [[0, DURATION + 30]]}, 422, "beyond the end"),
+    ({"position": DURATION + 30}, 422, "beyond the end"),
+    ({"played": [[0, 1]] * 65}, 422, "$.played"),
+    ({"played": [[0, 1, 2]]}, 422, "$.played"),
+    ({"completed": True}, 422, "completes by being watched"),
+    ({"playback_rate": 0}, 422, "$.playback_rate"),
+    ({"client_ts": "2030-01-01T00:00:00"}, 422, "timezone"),
+    ({"speed": 2}, 422, "speed"),
+    ({"content_id": 999_999}, 404, "no content"),
+    ({"content_id": 2**63}, 422, "$.content_id"),
+    ({"content_id": None}, 422, "$.content_id"),
+]
+# What Python's json module will not produce, sent as raw bytes.
+BAD_BYTES = [
+    (b'{"content_id": %d, "position": 1e400}', 422, "$.position"),
+    (b'{"content_id": %d, "position": NaN}', 400, "not valid JSON"),
+    (b'{"content_id": %d, "played": [[0, Infinity]]}', 400, "not valid JSON"),
+    (b'{"content_id": %d, "position": ', 400, "not valid JSON"),
+]
+
+
+async def test_bad_updates_get_a_clear_4xx_and_leave_stored_progress_alone(
+    api: httpx.AsyncClient, database_url: str, instructor: Login, learner: Login
+) -> None:
+    course = await make_course(api, database_url, instructor, videos=1)
+    await enrol(api, learner, course)
+    video = course.videos[0]
+    good = {"content_id": video, "position": 5, "played": [[0, 5]]}
+    assert (await api.post(PROGRESS, json=good, headers=learner.auth)).status_code == 200
+    before = await course_progress(api, learner, course)
+
+    sent = [
+        (as_json({"content_id": video} | body), status, words)
+        for body, status, words in BAD_UPDATES
+    ]
+    sent += [(raw % video, status, words) for raw, status, words in BAD_BYTES]
+    headers = learner.auth | {"Content-Type": "application/json"}
+    for content, status, words in sent:
+        response = await api.post(PROGRESS, content=content, headers=headers)
+        assert response.status_code == status, (content, response.text)
+        assert words in response.json()["error"]["message"], content
+    long_device = headers | {"X-Device-Id": "d" * 200}
+    response = await api.post(PROGRESS, content=as_json(good), headers=long_device)
+    assert response.status_code == 422
+    assert "device id" in response.json()["error"]["message"]
+    assert await course_progress(api, learner, course) == before
+
+
+def as_json(body: dict) -> bytes:
+    return json.dumps(body).encode()
+
+
+async def test_progress_on_a_video_still_processing_is_a_409(
+    api: httpx.AsyncClient, database_url: str, instructor: Login, learner: Login
+) -> None:
+    course = await make_course(api, database_url, instructor, videos=1)
+    await enrol(api, learner, course)
+    await sql(database_url, "UPDATE contents SET duration_seconds = NULL")
+    response = await api.post(
+        PROGRESS, json={"content_id": course.videos[0], "position": 3}, headers=learner.auth
+    )
+    assert response.status_code == 409
+    assert "still being processed" in response.json()["error"]["message"]
+
+
+async def test_only_enrolled_learners_record_and_read_progress(
+    api: httpx.AsyncClient, database_url: str, instructor: Login, learner: Login
+) -> None:
+    course = await make_course(api, database_url, instructor, videos=1)
+    heartbeat = {"content_id": course.videos[0], "position": 3, "played": [[0, 3]]}
+    # Not the learner before enrolling, nor the course's own instructor (a preview is not a
+    # learner's progress), nor an anonymous caller.
+    for who in (learner, instructor):
+        response = await api.post(PROGRESS, json=heartbeat, headers=who.auth)
+        assert response.status_code == 403, response.text
+        assert "enrol" in response.json()["error"]["message"]
+        read = await api.get(f"{PROGRESS}/course/{course.id}", headers=who.auth)
+        assert read.status_code == 403
+    assert (await api.post(PROGRESS, json=heartbeat)).status_code == 401
+    assert (await api.get(f"{PROGRESS}/my/summary")).status_code == 401
+    for missing in (999_999, 2**64):
+        absent = await api.get(f"{PROGRESS}/course/{missing}", headers=learner.auth)
+        assert absent.status_code == 404
+    await enrol(api, learner, course)
+    assert (await api.post(PROGRESS, json=heartbeat, headers=learner.auth)).status_code == 200
+
+
+async def test_the_summary_covers_every_enrolled_course(
+    api: httpx.AsyncClient, database_url: str, instructor: Login, learner: Login
+) -> None:
+    texts = await make_course(api, database_url, instructor, videos=0, title="Reading")
+    videos = await make_course(api, database_url, instructor, videos=2, title="Lectures")
+    await make_course(api, database_url, instructor, videos=1, title="Not mine")
+    for course in (texts, videos):
+        await enrol(api, learner, course)
+    empty = (await api.get(f"{PROGRESS}/my/summary", headers=learner.auth)).json()
+    assert [c["title"] for c in empty["courses"]] == ["Reading", "Lectures"]
+    assert (empty["completed_courses"], empty["watched_seconds"]) == (0, 0)
+
+    await api.post(
+        PROGRESS, json={"content_id": texts.text, "completed": True}, headers=learner.auth
+    )
+    await api.post(
+        PROGRESS, json={"content_id": videos.videos[1], "played": [[0, 60]]}, headers=learner.auth
+    )
+    summary = (await api.get(f"{PROGRESS}/my/summary", headers=learner.auth)).json()
+    reading, lectures = summary["courses"]
+    assert (reading["percent"], reading["next_content_id"]) == (100.0, None)
+    assert (lectures["percent"], lectures["next_content_id"]) == (0.0, videos.videos[0])
+    assert (summary["completed_courses"], summary["watched_seconds"]) == (1, 60)
+    assert lectures["last_activity_at"] is not None
+
+
+@pytest.mark.e2e
+async def test_acknowledged_progress_survives_a_kill_9_of_the_node(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = node_env(
+        tmp_path, LMS_DATABASE_URL=database_url, LMS_REDIS_URL=redis_url, LMS_SECRET_KEY=SECRET
+    )
+    async with (
+        running_node(env, tmp_path / "first.log") as node,
+        httpx.AsyncClient(base_url=node.url, timeout=10) as api,
+    ):
+        await sign_up(api, "owner@test.lms")
+        await sql(database_url, "UPDATE users SET role = 'instructor'")
+        owner = await log_in(api, "owner@test.lms")  # a token with the new role
+        course = await make_course(api, database_url, owner, videos=1)
+        learners = [await sign_up(api, f"player{i}@test.lms") for i in range(8)]
+        for learner in learners:
+            await enrol(api, learner, course)
+        acknowledged = await play_until_killed(api, node, learners, course.videos[0])
+
+    async with (
+        running_node(env, tmp_path / "second.log") as node,
+        httpx.AsyncClient(base_url=node.url, timeout=10) as api,
+    ):
+        for player in learners:  # their tokens are still good: same secret
+            stored = (await course_progress(api, player, course))["contents"][0]["played"]
+            assert set(acknowledged[player.user_id]) <= {tuple(s) for s in stored}
+
+
+async def play_until_killed(
+    api: httpx.AsyncClient, node: NodeProcess, learners: list[Login], video: int
+) -> dict[int, list[tuple[float, float]]]:
+    """Players heartbeat until 200 updates are acknowledged; then the node gets SIGKILL.
+    Return each player's acknowledged segments."""
+    acknowledged: dict[int, list[tuple[float, float]]] = {p.user_id: [] for p in learners}
+    enough = trio.Event()
+
+    async def play(player: Login) -> None:
+        for second in range(0, int(DURATION), 2):
+            segment = (float(second), second + 1.0)
+            body = {"content_id": video, "position": second + 1.0, "played": [segment]}
+            try:
+                response = await api.post(PROGRESS, json=body, headers=player.auth)
+            except httpx.TransportError:
+                return  # the node died under this request: not acknowledged
+            assert response.status_code == 200, response.text
+            acknowledged[player.user_id].append(segment)
+            if sum(map(len, acknowledged.values())) >= 200:
+                enough.set()
+
+    async with trio.open_nursery() as nursery:
+        for player in learners:
+            nursery.start_soon(play, player)
+        await enough.wait()
+        node.process.send_signal(signal.SIGKILL)
+    return acknowledged
+
+
+@asynccontextmanager
+async def running_node(env: dict[str, str], log: Path) -> AsyncIterator[NodeProcess]:
+    """A node process, stopped at the end however the block ends (unless it is dead already)."""
+    node = await start_node(env, log)
+    try:
+        yield node
+    finally:
+        with trio.CancelScope(shield=True):
+            if node.process.returncode is None:
+                await node.stop()
+            await node.process.wait()
