@@ -1,0 +1,37 @@
+"""Starting a node's (or an `lms worker`'s) TranscoderPool against the database."""
+
+from __future__ import annotations
+
+from actors.runtime import Address, Supervisor
+from actors.transcoder import MAILBOX_CAPACITY, PoolConfig, TranscoderPool
+from lms.config import Settings
+from lms.jobs.queue import PostgresJobQueue
+from lms.store.database import Database
+from proto.events import EventSink
+from proto.jobs import PoolMessage, WorkerKind
+
+
+async def start_transcoder_pool(
+    supervisor: Supervisor,
+    settings: Settings,
+    db: Database,
+    publish: EventSink,
+    kind: WorkerKind,
+) -> Address[PoolMessage] | None:
+    """The pool's address, or None when `LMS_TRANSCODE_WORKERS=0` (a node that leaves
+    transcoding to `lms worker` processes)."""
+    if settings.transcode_workers == 0:
+        return None
+    queue = PostgresJobQueue(db, node_id=settings.node_id, lease_seconds=settings.job_lease_seconds)
+    config = PoolConfig(
+        media_dir=settings.media_dir,
+        node_id=settings.node_id,
+        kind=kind,
+        slots=settings.transcode_workers,
+        lease_seconds=settings.job_lease_seconds,
+    )
+    return await supervisor.start(
+        "transcoder_pool",
+        lambda inbox: TranscoderPool(inbox, queue, config, publish),
+        capacity=MAILBOX_CAPACITY,
+    )

@@ -1,0 +1,279 @@
+"""The video pipeline end to end, with real `lms serve` and `lms worker` processes: a resumed tus
+upload becomes renditions of the right size; a worker killed mid-job and a node killed mid-upload
+and mid-transcode lose nothing."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+import trio
+from tusclient.client import TusClient
+
+from tests.e2e.nodes import (
+    SECRET,
+    START_DEADLINE,
+    STOP_DEADLINE,
+    NodeProcess,
+    node_env,
+    run_cli,
+    start_node,
+)
+from tests.media.clips import write_clip
+from tests.polling import eventually
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = ("ops@school.org", "admin-password")
+WORKER_BANNER = b" transcoding in "
+
+
+@pytest.fixture(scope="module")
+def lecture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 400p source: the ladder gives it 400p and 360p."""
+    path = tmp_path_factory.mktemp("clips") / "lecture.mp4"
+    return write_clip(path, width=720, height=400, seconds=2.0)
+
+
+@pytest.fixture(scope="module")
+def long_lecture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Long enough (a couple of seconds of transcoding) to kill what runs it halfway."""
+    path = tmp_path_factory.mktemp("clips") / "long.mp4"
+    return write_clip(path, width=640, height=360, seconds=20.0, fps=15)
+
+
+@pytest.fixture
+def env(database_url: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
+    return node_env(
+        tmp_path / "data",
+        LMS_DATABASE_URL=database_url,
+        LMS_REDIS_URL=redis_url,
+        LMS_SECRET_KEY=SECRET,
+        LMS_JOB_LEASE_SECONDS="2",
+        LMS_TRANSCODE_WORKERS="1",
+    )
+
+
+@dataclass
+class Admin:
+    client: httpx.AsyncClient
+    auth: dict[str, str]
+
+    async def reconnect(self, url: str) -> None:
+        """Talk to another node (its tokens are valid on every node of the database)."""
+        await self.client.aclose()
+        self.client = httpx.AsyncClient(base_url=url, timeout=10)
+
+    async def video_content(self) -> int:
+        course = await self.client.post("/api/v1/courses", json={"title": "C"}, headers=self.auth)
+        content = await self.client.post(
+            f"/api/v1/courses/{course.json()['id']}/contents",
+            json={"title": "Lecture", "kind": "video"},
+            headers=self.auth,
+        )
+        return content.json()["id"]
+
+    async def manifest(self, content_id: int) -> dict:
+        response = await self.client.get(
+            f"/api/v1/stream/video/{content_id}/manifest", headers=self.auth
+        )
+        return response.json()
+
+    async def ready(self, content_id: int) -> dict:
+        manifest = await eventually(
+            lambda: self.manifest(content_id),
+            lambda m: m.get("status") in ("ready", "failed"),
+            within=60,
+        )
+        assert manifest["status"] == "ready", manifest
+        return manifest
+
+    async def job_of(self, content_id: int) -> dict:
+        jobs = (await self.client.get("/api/v1/jobs", headers=self.auth)).json()
+        return next(j for j in jobs if j["content_id"] == content_id)
+
+    async def running(self, content_id: int) -> dict:
+        return await eventually(lambda: self.job_of(content_id), lambda j: j["state"] == "running")
+
+
+async def create_admin(env: Mapping[str, str]) -> None:
+    created = await run_cli("createadmin", "--email", ADMIN[0], "--password", ADMIN[1], env=env)
+    assert created.returncode == 0, created.stderr.decode()
+
+
+@asynccontextmanager
+async def signed_in(url: str) -> AsyncIterator[Admin]:
+    admin = Admin(httpx.AsyncClient(base_url=url, timeout=10), {})
+    try:
+        login = await admin.client.post(
+            "/api/v1/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]}
+        )
+        admin.auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        yield admin
+    finally:
+        await admin.client.aclose()
+
+
+def tus_upload(node: str, admin: Admin, path: Path, content_id: int, **options: object) -> str:
+    """tuspy, a stock client: upload (or, given `url=`, resume) and return the upload URL."""
+    uploader = TusClient(f"{node}/api/v1/uploads", headers=admin.auth).uploader(
+        file_path=str(path),
+        chunk_size=1 << 20,
+        metadata={"content_id": str(content_id), "filename": path.name},
+        retries=0,
+        url=options.get("url"),
+    )
+    uploader.upload(stop_at=options.get("stop_at"))
+    return uploader.url
+
+
+async def tus_offset(admin: Admin, upload_url: str) -> int:
+    response = await admin.client.head(upload_url, headers={"Tus-Resumable": "1.0.0", **admin.auth})
+    return int(response.headers["Upload-Offset"])
+
+
+async def start_worker(env: Mapping[str, str], name: str, log_path: Path) -> trio.Process:
+    """Start `lms worker` and return once it says it is transcoding."""
+    with log_path.open("wb") as log:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "lms.cli", "worker"],
+            env={**env, "LMS_NODE_ID": name},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+    assert process.stdout is not None
+    seen = b""
+    with trio.fail_after(START_DEADLINE):
+        while WORKER_BANNER not in seen:
+            chunk = await process.stdout.receive_some()
+            assert chunk, "the worker exited before it started transcoding"
+            seen += chunk
+    return process
+
+
+def probe(path: Path) -> tuple[str, int, int, str | None]:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return (
+            video.codec_context.name,
+            video.codec_context.width,
+            video.codec_context.height,
+            None if audio is None else audio.codec_context.name,
+        )
+
+
+async def test_a_tus_upload_resumed_by_a_new_client_becomes_renditions_of_the_right_size(
+    env: dict[str, str], tmp_path: Path, lecture: Path
+) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(create_admin, env)
+        node = await start_node(env, tmp_path / "node.log")
+    async with signed_in(node.url) as admin:
+        content_id = await admin.video_content()
+        half = (await trio.Path(lecture).stat()).st_size // 2
+        upload_url = await trio.to_thread.run_sync(
+            lambda: tus_upload(node.url, admin, lecture, content_id, stop_at=half)
+        )
+        assert await tus_offset(admin, upload_url) == half
+        await trio.to_thread.run_sync(
+            lambda: tus_upload(node.url, admin, lecture, content_id, url=upload_url)
+        )
+        manifest = await admin.ready(content_id)
+        sizes = {r["label"]: (r["width"], r["height"]) for r in manifest["renditions"]}
+        assert sizes == {"400p": (720, 400), "360p": (648, 360)}
+        for rendition in manifest["renditions"]:
+            mp4 = await admin.client.get(rendition["url"], headers=admin.auth)
+            assert mp4.status_code == 200
+            path = tmp_path / f"{rendition['label']}.mp4"
+            await trio.Path(path).write_bytes(mp4.content)
+            assert probe(path) == ("h264", rendition["width"], rendition["height"], "aac")
+        master = await admin.client.get(manifest["hls_master"], headers=admin.auth)
+        assert master.text.count("#EXT-X-STREAM-INF") == 2
+    assert await node.stop() == 0
+
+
+async def test_a_worker_killed_mid_job_leaves_its_job_to_another_worker(
+    env: dict[str, str], tmp_path: Path, long_lecture: Path
+) -> None:
+    # This node only serves; two `lms worker` processes transcode.
+    started: dict[str, NodeProcess | trio.Process] = {}
+    async with trio.open_nursery() as nursery:
+
+        async def start(name: str) -> None:
+            if name == "node":
+                serving = env | {"LMS_TRANSCODE_WORKERS": "0"}
+                started[name] = await start_node(serving, tmp_path / "node.log")
+            else:
+                started[name] = await start_worker(env, name, tmp_path / f"{name}.log")
+
+        for name in ("node", "worker-a", "worker-b"):
+            nursery.start_soon(start, name)
+        nursery.start_soon(create_admin, env)
+    node = started.pop("node")
+    assert isinstance(node, NodeProcess)
+    async with signed_in(node.url) as admin:
+        content_id = await admin.video_content()
+        await trio.to_thread.run_sync(lambda: tus_upload(node.url, admin, long_lecture, content_id))
+        job = await admin.running(content_id)
+        victim = job["worker_id"].split("/")[0]
+        started[victim].send_signal(signal.SIGKILL)
+        [survivor] = set(started) - {victim}
+
+        await admin.ready(content_id)
+        job = await admin.job_of(content_id)
+        assert (job["state"], job["attempts"]) == ("done", 2)
+        assert job["worker_id"].startswith(f"{survivor}/")
+        workers = (await admin.client.get("/api/v1/jobs/workers", headers=admin.auth)).json()
+        assert any(w["node_id"] == survivor and w["alive"] for w in workers)
+    for name, process in started.items():
+        assert isinstance(process, trio.Process)
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(STOP_DEADLINE):
+            assert await process.wait() == (-signal.SIGKILL if name == victim else 0)
+    assert await node.stop() == 0
+
+
+async def test_a_node_killed_mid_upload_and_mid_transcode_loses_nothing(
+    env: dict[str, str], tmp_path: Path, long_lecture: Path
+) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(create_admin, env)
+        node = await start_node(env, tmp_path / "node-1.log")
+    async with signed_in(node.url) as admin:
+        content_id = await admin.video_content()
+        half = (await trio.Path(long_lecture).stat()).st_size // 2
+        upload_url = await trio.to_thread.run_sync(
+            lambda: tus_upload(node.url, admin, long_lecture, content_id, stop_at=half)
+        )
+        await node.stop(signal.SIGKILL)
+
+        # The upload survived the crash: a new client on the restarted node resumes it.
+        node = await start_node(env, tmp_path / "node-2.log")
+        await admin.reconnect(node.url)
+        upload_url = node.url + httpx.URL(upload_url).path
+        assert await tus_offset(admin, upload_url) == half
+        await trio.to_thread.run_sync(
+            lambda: tus_upload(node.url, admin, long_lecture, content_id, url=upload_url)
+        )
+        job = await admin.running(content_id)
+        assert job["attempts"] == 1
+        await node.stop(signal.SIGKILL)
+
+        # The job survived too: the next node takes it again once the dead one's lease runs out.
+        node = await start_node(env, tmp_path / "node-3.log")
+        await admin.reconnect(node.url)
+        manifest = await admin.ready(content_id)
+        assert manifest["duration"] == pytest.approx(20.0, abs=0.5)
+        job = await admin.job_of(content_id)
+        assert (job["state"], job["attempts"]) == ("done", 2)
+    assert await node.stop() == 0

@@ -1,0 +1,69 @@
+"""A database with a course and a video content in it, for the queue and pool tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+
+from lms.jobs import store
+from lms.store.bridge import open_bridge
+from lms.store.database import Database
+from proto.jobs import JobView
+
+
+@dataclass(frozen=True)
+class VideoContent:
+    owner_id: int
+    course_id: int
+    content_id: int
+
+
+@asynccontextmanager
+async def open_database(url: str) -> AsyncIterator[Database]:
+    """The bridge and a small pool; everything in the test must run inside this block."""
+    async with open_bridge():
+        db = await Database.connect(url, min_size=1, max_size=4)
+        try:
+            yield db
+        finally:
+            await db.close()
+
+
+async def _insert_video_content(conn: asyncpg.Connection) -> VideoContent:
+    email = f"{uuid.uuid4().hex[:8]}@teach.er"
+    owner = await conn.fetchval(
+        "INSERT INTO users (email, name, password_hash, role) "
+        "VALUES ($1, 'Teacher', 'x', 'instructor') RETURNING id",
+        email,
+    )
+    course = await conn.fetchval(
+        "INSERT INTO courses (owner_id, title) VALUES ($1, 'Optics') RETURNING id", owner
+    )
+    content = await conn.fetchval(
+        "INSERT INTO contents (course_id, title, kind) VALUES ($1, 'Lenses', 'video') RETURNING id",
+        course,
+    )
+    return VideoContent(owner, course, content)
+
+
+async def video_content(db: Database) -> VideoContent:
+    return await db.transaction(_insert_video_content)
+
+
+async def enqueue(
+    db: Database, content: VideoContent, source: str = "uploads/x", max_attempts: int = 3
+) -> JobView:
+    """Queue a job for the content (as a finished upload does) and return it."""
+    jobs = await db.transaction(
+        store.enqueue,
+        content_id=content.content_id,
+        upload_id=None,
+        uploader_id=content.owner_id,
+        source=source,
+        max_attempts=max_attempts,
+    )
+    return jobs[0]
