@@ -28,13 +28,20 @@ system-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 bench: install system-deps
+	@command -v ffmpeg >/dev/null || { \
+	  echo "installing ffmpeg (the transcode benchmark's baseline)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
 	$(BIN)/python -m tests.bench.bridge
+	$(BIN)/python -m tests.bench.transcode
 
 clean:
 	rm -rf $(VENV) .lms .pytest_cache .ruff_cache

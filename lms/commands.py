@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TextIO
 
 import msgspec
 
@@ -15,6 +18,7 @@ from lms.store.database import StoreUnavailable
 from lms.store.migrate import MigrationError
 from lms.store.postgres_cluster import PostgresClusterError
 from proto.api import AdminCreate
+from proto.media import Probed, Progress, RenditionReady, WorkerFrame
 
 
 class CommandFailed(Exception):
@@ -54,6 +58,14 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
+async def worker(settings: Settings) -> int:
+    if settings.transcode_workers == 0:
+        raise CommandFailed("LMS_TRANSCODE_WORKERS is 0: a worker without slots has nothing to do")
+    async with explained_failures():
+        await node.work(settings)
+    return 0
+
+
 async def migrate(settings: Settings) -> int:
     async with explained_failures(), bridge.open_bridge(), node.open_store(settings):
         print("database is up to date")
@@ -70,3 +82,68 @@ async def create_admin(settings: Settings, email: str, password: str) -> int:
         user = await store.db.transaction(users.upsert_admin, admin.email, password_hash)
     print(f"admin {user.email} (id {user.id}) is ready")
     return 0
+
+
+def transcode(source: str, outdir: str) -> int:
+    """Run the media pipeline in this process: a progress bar on stderr, a summary on stdout.
+
+    Synchronous on purpose: Ctrl-C raises KeyboardInterrupt straight into the pipeline, which
+    stops its threads and removes what it wrote.
+    """
+    # Imported here: the other commands (a serving node) need not load PyAV and FFmpeg.
+    from media.errors import MediaError
+    from media.transcode import transcode as media_transcode
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = _TranscodeBar(sys.stderr)
+    try:
+        manifest = media_transcode(Path(source), out, bar)
+    except MediaError as exc:
+        raise CommandFailed(exc.reason) from exc
+    finally:
+        bar.close()
+    for r in manifest.renditions:
+        sources = "  ".join(p for p in (r.mp4, r.playlist) if p)
+        print(f"{r.label:>6}  {r.width}x{r.height}  {r.bitrate / 1e6:5.2f} Mbit/s  {sources}")
+    extras = [manifest.thumbnail, manifest.preview, manifest.hls_master]
+    if manifest.storyboard:
+        extras += [manifest.storyboard.image, manifest.storyboard.vtt]
+    sound = "" if manifest.has_audio else ", no sound"
+    print(f"{manifest.duration:.1f} s{sound}, in {out}: " + "  ".join(e for e in extras if e))
+    return 0
+
+
+class _TranscodeBar:
+    """Transcode progress drawn on one line of a terminal; other news on lines of their own."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def __call__(self, frame: WorkerFrame) -> None:
+        if isinstance(frame, Probed):
+            turned = f", turned {frame.rotation} degrees" if frame.rotation else ""
+            sound = "" if frame.has_audio else ", no sound"
+            self._line(
+                f"{frame.width}x{frame.height}, {frame.duration:.1f} s at {frame.fps:g} fps"
+                f"{turned}{sound}"
+            )
+        elif isinstance(frame, Progress):
+            done = round(frame.fraction * self.WIDTH)
+            eta = "" if frame.eta_seconds is None else f", {frame.eta_seconds:.0f} s left"
+            self._stream.write(
+                f"\r[{'#' * done}{'.' * (self.WIDTH - done)}] {frame.fraction:4.0%} "
+                f"{frame.stage}, {frame.fps:.0f} fps{eta}".ljust(79)
+            )
+        elif isinstance(frame, RenditionReady):
+            rendition = frame.rendition
+            self._line(f"{rendition.label} playable: {rendition.playlist or rendition.mp4}")
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.write("\n")
+
+    def _line(self, text: str) -> None:
+        self._stream.write(f"\r{text:79}\n")

@@ -45,3 +45,13 @@ class Conflict(LmsError):
 class Unavailable(LmsError):
     status = 503
     code = "unavailable"
+
+
+class TooLarge(LmsError):
+    status = 413
+    code = "too_large"
+
+
+class TooManyRequests(LmsError):
+    status = 429
+    code = "too_many_requests"

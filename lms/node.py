@@ -19,7 +19,10 @@ import hypercorn.trio
 import structlog
 import trio
 
-from actors.runtime import ChildState, Supervisor
+from actors.bus import Bus
+from actors.live_router import LiveRouter
+from actors.progress_writer import ProgressWrites, start_progress_writer
+from actors.runtime import Address, ChildState, Supervisor
 from lms.accounts.service import Accounts
 from lms.accounts.tokens import TokenIssuer
 from lms.catalog.service import Catalog
@@ -28,13 +31,24 @@ from lms.demo import DemoLogins, seed_demo
 from lms.health import NodeHealth
 from lms.http.app import create_app
 from lms.http.wire import Services
+from lms.jobs.pool import start_transcoder_pool
+from lms.jobs.service import Jobs
+from lms.jobs.videos import Videos
+from lms.live.service import LiveService
+from lms.progress.direct import DirectWrites
+from lms.progress.service import ProgressService, group_committed
 from lms.store import bridge
+from lms.store import progress as progress_store
 from lms.store.database import Database
 from lms.store.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 from lms.store.migrate import migrate
+from lms.store.redis_bus import RedisTransport
 from lms.store.redis_link import RedisLink
+from lms.uploads.service import Uploads
 from proto.api import ComponentHealth
-from proto.events import Event, EventSink
+from proto.events import EventSink
+from proto.frames import MAX_FRAME_BYTES
+from proto.jobs import PoolMessage, WorkerKind
 
 log = structlog.get_logger()
 
@@ -167,6 +181,36 @@ async def serve(
             nursery.cancel_scope.cancel()
 
 
+async def work(
+    settings: Settings, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """`lms worker`: transcode jobs from the shared queue until SIGINT or SIGTERM; no HTTP.
+
+    Its job events go out on the Bus, so with Redis configured they reach every node's live
+    layer. Stopping gives running jobs back to the queue for another worker.
+    """
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with (
+            bridge.open_bridge(),
+            open_store(settings) as store,
+            trio.open_nursery() as nursery,
+        ):
+            supervisor = Supervisor("worker")
+            await nursery.start(supervisor.run)
+            live = await _start_live(settings, store, supervisor, nursery)
+            await start_transcoder_pool(
+                supervisor, settings, store.db, live.publish, WorkerKind.WORKER
+            )
+            slots = settings.transcode_workers
+            print(f"LMS worker {settings.node_id} transcoding in {slots} slots", flush=True)
+            task_status.started()
+            async for signum in signals:
+                log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                break
+            nursery.cancel_scope.cancel()
+        log.info("worker_stopped", node_id=settings.node_id)
+
+
 @dataclass(frozen=True)
 class Actors:
     """Addresses of the node's long-lived actors (never the actors themselves)."""
@@ -174,11 +218,12 @@ class Actors:
     supervisor: Supervisor
     # Where producers (progress writer, transcoder pool) publish events for the live layer.
     publish: EventSink
-
-
-async def _unrouted(event: Event) -> None:
-    # Replaced by the live layer's router (rooms, sessions, Bus) when it lands.
-    log.debug("event_unrouted", event=type(event).__name__)
+    # Group commit of progress updates (lms/progress/service.py records through it).
+    progress: ProgressWrites
+    # The live layer: course rooms, user sessions, the Bus (lms/http/ws.py talks to it).
+    live: LiveRouter
+    # Takes transcode jobs from the queue; None with LMS_TRANSCODE_WORKERS=0.
+    transcoder: Address[PoolMessage] | None
 
 
 @asynccontextmanager
@@ -188,8 +233,32 @@ async def open_actors(settings: Settings, store: Store) -> AsyncIterator[Actors]
     async with trio.open_nursery() as nursery:
         supervisor = Supervisor("node")
         await nursery.start(supervisor.run)
-        yield Actors(supervisor, publish=_unrouted)
+        live = await _start_live(settings, store, supervisor, nursery)
+        progress = await start_progress_writer(
+            supervisor, partial(store.db.transaction, progress_store.apply_batch), live.publish
+        )
+        transcoder = await start_transcoder_pool(
+            supervisor, settings, store.db, live.publish, WorkerKind.NODE
+        )
+        yield Actors(
+            supervisor, publish=live.publish, progress=progress, live=live, transcoder=transcoder
+        )
         nursery.cancel_scope.cancel()
+
+
+async def _start_live(
+    settings: Settings, store: Store, supervisor: Supervisor, nursery: trio.Nursery
+) -> LiveRouter:
+    """The Bus (over Redis when configured, else in memory) under the supervisor, which
+    restarts it if its transport ever crashes, and the router with its rooms and sessions."""
+    transport = None
+    if settings.redis_url is not None:
+        transport = RedisTransport(settings.redis_url, settings.node_id)
+    bus = Bus(transport)
+    await supervisor.start_child("bus", lambda: bus)
+    router = LiveRouter(settings.node_id, bus)
+    await nursery.start(router.run)
+    return router
 
 
 def _services(settings: Settings, store: Store, actors: Actors) -> Services:
@@ -198,11 +267,24 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
         access_ttl=settings.access_token_ttl,
         refresh_ttl=settings.refresh_token_ttl,
     )
+    jobs = Jobs(
+        store.db, actors.publish, actors.transcoder, lease_seconds=settings.job_lease_seconds
+    )
     return Services(
         accounts=Accounts(store.db, issuer),
         catalog=Catalog(store.db),
         issuer=issuer,
         health=build_health(settings, store, actors),
+        live=LiveService(store.db, issuer, actors.live),
+        jobs=jobs,
+        uploads=Uploads.configured(settings, store.db, jobs),
+        videos=Videos(store.db, settings.media_dir),
+        progress=ProgressService(
+            store.db,
+            DirectWrites(store.db, actors.publish).record
+            if settings.progress_writes == "direct"
+            else group_committed(actors.progress),
+        ),
     )
 
 
@@ -211,6 +293,8 @@ def _hypercorn_config(settings: Settings) -> hypercorn.config.Config:
     config.bind = [f"{settings.host}:{settings.port}"]
     # The default backlog of 100 drops connections when many players connect at once.
     config.backlog = 4096
+    # A WebSocket frame larger than this is refused with close code 1009.
+    config.websocket_max_message_size = MAX_FRAME_BYTES
     config.graceful_timeout = settings.shutdown_grace
     config.accesslog = None
     config.errorlog = None

@@ -9,7 +9,19 @@ from quart import Response, request
 from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 
-from lms.http import auth, courses, health, users
+from lms.http import (
+    announcements,
+    auth,
+    courses,
+    health,
+    jobs,
+    live_page,
+    progress,
+    streaming,
+    uploads,
+    users,
+    ws,
+)
 from lms.http.errors import install_error_handlers
 from lms.http.wire import Services
 
@@ -27,8 +39,12 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
         convert_casing=False,
     )
     install_error_handlers(app)
-    for module in (auth, users, courses, health):
+    for module in (auth, users, courses, health, progress, announcements, ws, live_page):
         app.register_blueprint(module.blueprint)
+    for module in (uploads, jobs, streaming):
+        app.register_blueprint(module.blueprint)
+    # Upload routes stream bodies past MAX_CONTENT_LENGTH: each request gets its route's limit.
+    app.asgi_http_class = uploads.BodyLimits  # type: ignore[assignment]
 
     @app.before_request
     async def bind_request_context() -> None:

@@ -12,6 +12,7 @@ import structlog
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from actors.runtime import ActorError, AskTimeout
 from lms.errors import LmsError
 from lms.http.wire import respond
 from lms.store.database import StoreUnavailable
@@ -59,6 +60,15 @@ async def on_store_unavailable(error: StoreUnavailable) -> Response:
     return error_response(503, "database_unavailable", "the database is unavailable; retry soon")
 
 
+async def on_actor_error(error: ActorError) -> Response:
+    # The actor's name and detail are for the log; the client learns only that it may retry.
+    await _discard_body()
+    log.warning("actor_unavailable", error=str(error))
+    if isinstance(error, AskTimeout):
+        return error_response(504, "timeout", "the server took too long to answer; retry soon")
+    return error_response(503, "unavailable", "the server cannot take this request now; retry soon")
+
+
 async def on_unexpected(error: Exception) -> Response:
     log.exception("request_failed")
     request_id = request.headers.get("X-Request-ID", "")
@@ -69,4 +79,5 @@ def install_error_handlers(app: Quart) -> None:
     app.register_error_handler(LmsError, on_lms_error)
     app.register_error_handler(HTTPException, on_http_error)
     app.register_error_handler(StoreUnavailable, on_store_unavailable)
+    app.register_error_handler(ActorError, on_actor_error)
     app.register_error_handler(Exception, on_unexpected)

@@ -22,6 +22,11 @@ from lms.catalog.service import Catalog
 from lms.domain.access import Principal
 from lms.errors import Invalid, LmsError, Unauthenticated
 from lms.health import NodeHealth
+from lms.jobs.service import Jobs
+from lms.jobs.videos import Videos
+from lms.live.service import LiveService
+from lms.progress.service import ProgressService
+from lms.uploads.service import Uploads
 from proto.api import ErrorBody
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -36,6 +41,11 @@ class Services:
     catalog: Catalog
     issuer: TokenIssuer
     health: NodeHealth
+    progress: ProgressService
+    live: LiveService
+    uploads: Uploads
+    jobs: Jobs
+    videos: Videos
 
 
 def services() -> Services:

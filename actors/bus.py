@@ -1,0 +1,174 @@
+"""The Bus: named channels that carry live messages to this node's rooms and sessions, and,
+through a pluggable transport, to every other node's.
+
+Theory of operation
+-------------------
+A subscriber is a function that must not block (it `tell_nowait`s into an actor's mailbox).
+`publish` calls this node's subscribers of the channel at once, in the caller's task, then hands
+the message to the transport, which sends it to the other nodes in the background; messages
+the transport receives from other nodes are delivered to this node's subscribers the same way.
+A node never hears its own messages back from the transport, so local delivery never depends
+on it: with Redis gone, every node keeps serving the clients it holds.
+
+The subscriber table is plain data on the trio thread, changed only by `subscribe` (and the
+exit of its `with` block), with no checkpoint in between, so there is no actor or lock around
+it. The transport is told of the first subscriber of a channel and of the last one leaving,
+and resubscribes everything itself after a reconnection; it then calls `rejoined`, and the
+Bus passes that on to every subscriber that asked for it (rooms publish their presence
+again: whatever other nodes missed while the link was down is replaced by the current state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from proto.live import LiveMessage
+
+Deliver = Callable[[LiveMessage], None]
+Rejoined = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TransportStatistics:
+    """A snapshot of a transport.
+
+    Attributes:
+      connected: whether the link to the other nodes is up now.
+      published: messages sent to other nodes, over its life.
+      received: messages received from other nodes (its own excluded), over its life.
+      dropped: messages lost: the outgoing queue overflowed (link down too long) or the
+          incoming one did (this node too slow).
+      reconnects: times the link came back after going down.
+      queued: messages waiting to be sent.
+    """
+
+    connected: bool
+    published: int
+    received: int
+    dropped: int
+    reconnects: int
+    queued: int
+
+
+class Transport(Protocol):
+    """How a Bus reaches the other nodes (Redis pub/sub: `lms/store/redis_bus.py`).
+
+    `publish`, `subscribe` and `unsubscribe` never wait: the transport queues the work (the
+    outgoing queue is bounded; when full, the oldest message is dropped and counted) and does
+    it from `run`, reconnecting with backoff whenever the link fails.
+    """
+
+    async def run(
+        self,
+        deliver: Callable[[str, LiveMessage], None],
+        rejoined: Rejoined,
+        *,
+        task_status: trio.TaskStatus[None] = ...,
+    ) -> None: ...
+
+    def publish(self, channel: str, message: LiveMessage) -> None: ...
+
+    def subscribe(self, channel: str) -> None: ...
+
+    def unsubscribe(self, channel: str) -> None: ...
+
+    def statistics(self) -> TransportStatistics: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BusStatistics:
+    """A snapshot of the bus: local channels and subscribers, deliveries, and the transport."""
+
+    channels: int
+    subscribers: int
+    published: int
+    delivered: int
+    transport: TransportStatistics | None
+
+
+@dataclass(eq=False, slots=True)
+class _Subscriber:
+    deliver: Deliver
+    rejoined: Rejoined | None
+
+
+class Bus:
+    """Channels of live messages, in memory on one node, across nodes with a `transport`.
+
+    Start it with ``await nursery.start(bus.run)`` (it runs the transport until cancelled).
+    """
+
+    def __init__(self, transport: Transport | None = None) -> None:
+        self._transport = transport
+        self._channels: dict[str, list[_Subscriber]] = {}
+        self._published = 0
+        self._delivered = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if self._transport is None:
+            task_status.started()
+            await trio.sleep_forever()
+        await self._transport.run(self.deliver_local, self._rejoined, task_status=task_status)
+
+    @contextmanager
+    def subscribe(
+        self, channel: str, deliver: Deliver, *, rejoined: Rejoined | None = None
+    ) -> Iterator[None]:
+        """Deliver `channel`'s messages, from this node and others, to `deliver` while the
+        block lasts; call `rejoined` after the link to other nodes comes back."""
+        subscriber = _Subscriber(deliver, rejoined)
+        subscribers = self._channels.setdefault(channel, [])
+        subscribers.append(subscriber)
+        if len(subscribers) == 1 and self._transport is not None:
+            self._transport.subscribe(channel)
+        try:
+            yield
+        finally:
+            subscribers.remove(subscriber)
+            if not subscribers:
+                del self._channels[channel]
+                if self._transport is not None:
+                    self._transport.unsubscribe(channel)
+
+    def publish(self, channel: str, message: LiveMessage, *, here: bool = True) -> None:
+        """Deliver `message` to this node's subscribers of `channel` now (unless `here` is
+        False: for what only other nodes need), and queue it for the other nodes. Never waits."""
+        self._published += 1
+        if here:
+            self.deliver_local(channel, message)
+        if self._transport is not None:
+            self._transport.publish(channel, message)
+
+    def deliver_local(self, channel: str, message: LiveMessage) -> None:
+        """Deliver `message` to this node's subscribers of `channel` only."""
+        subscribers = self._channels.get(channel)
+        if not subscribers:
+            return
+        # A copy: a subscriber may leave (ending its `with`) only at a checkpoint, but a
+        # deliver function is foreign code and the list must not change under this loop.
+        for subscriber in tuple(subscribers):
+            subscriber.deliver(message)
+            self._delivered += 1
+
+    def subscribed(self, channel: str) -> bool:
+        return channel in self._channels
+
+    def statistics(self) -> BusStatistics:
+        return BusStatistics(
+            channels=len(self._channels),
+            subscribers=sum(len(s) for s in self._channels.values()),
+            published=self._published,
+            delivered=self._delivered,
+            transport=None if self._transport is None else self._transport.statistics(),
+        )
+
+    def _rejoined(self) -> None:
+        for subscribers in tuple(self._channels.values()):
+            for subscriber in tuple(subscribers):
+                if subscriber.rejoined is not None:
+                    subscriber.rejoined()

@@ -1,0 +1,155 @@
+"""UserSession: one user's WebSocket connections on this node (a laptop, a phone, a tablet),
+and what reaches the user wherever they are: progress made on another device, announcements
+of their courses, their uploads' transcode jobs.
+
+The session subscribes to the user's Bus channel, so a heartbeat stored through node A reaches
+the user's phone on node B. Progress is pushed to every other device of the user (never back
+to the device that sent it, by `device_id`) on the notification socket and on the progress
+socket of that course: the phone resumes where the laptop stopped. A course-wide event
+(announcement, job) is sent to the user's connections that are not in that course's room,
+which hear it from the room, so every connection hears it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+import trio
+
+from proto.events import JobChanged, ProgressChanged
+from proto.frames import Announcement, Job, Notification, Progress, encode
+from proto.live import Announced, LiveMessage, user_channel
+
+from .bus import Bus
+from .connection import Connection
+from .runtime import RETIRED, ActorStopped, Address, Inbox, MailboxFull
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class Attach:
+    conn: Connection
+
+
+@dataclass(frozen=True, slots=True)
+class Detach:
+    conn: Connection
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """A message from the user's Bus channel (this node's or another's)."""
+
+    message: LiveMessage
+
+
+SessionMessage = Attach | Detach | Heard
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatistics:
+    user_id: int
+    connections: int
+    pushed: int
+    cut: int
+    missed: int
+
+
+class UserSession:
+    """The live session of one user on this node. Run by the router's registry, keyed by user
+    id; retires when it has had no connection and no message for the idle timeout.
+
+    Mailbox full policy: edges `tell` (attach and detach must not be lost); the Bus
+    `tell_nowait`s and drops what does not fit, counted in `missed` (the next heartbeat
+    carries the newer state anyway).
+    """
+
+    def __init__(
+        self,
+        user_id: int,
+        inbox: Inbox[SessionMessage],
+        address: Address[SessionMessage],
+        *,
+        bus: Bus,
+    ) -> None:
+        self.user_id = user_id
+        self._inbox = inbox
+        self._address = address
+        self._bus = bus
+        self._connections: dict[str, Connection] = {}
+        self._pushed = 0
+        self._cut = 0
+        self._missed = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # Started from whichever edge first needed it: that request's log context is not ours.
+        structlog.contextvars.clear_contextvars()
+        with self._bus.subscribe(user_channel(self.user_id), self._heard):
+            task_status.started()
+            while True:
+                if self._connections:
+                    message = await self._inbox.receive()
+                else:
+                    message = await self._inbox.receive_or_idle()
+                    if message is RETIRED:
+                        return
+                self._handle(message)
+
+    def statistics(self) -> SessionStatistics:
+        return SessionStatistics(
+            self.user_id, len(self._connections), self._pushed, self._cut, self._missed
+        )
+
+    def _handle(self, message: SessionMessage) -> None:
+        match message:
+            case Attach(conn):
+                if conn.open:
+                    self._connections[conn.peer.conn] = conn
+            case Detach(conn):
+                self._connections.pop(conn.peer.conn, None)
+            case Heard(ProgressChanged() as event):
+                frame = encode(Progress.of(event))
+                self._push(
+                    frame,
+                    lambda c: (
+                        c.peer.device_id != event.device_id
+                        and c.peer.course_id in (None, event.course_id)
+                    ),
+                )
+            case Heard(JobChanged() as job):
+                self._push(encode(Job(job)), _outside_room(job.course_id))
+            case Heard(Announced() as a):
+                announcement = Announcement(
+                    a.course_id, a.id, a.author_id, a.author_name, a.text, a.at
+                )
+                frame = encode(Notification("announcement", a.course_id, announcement))
+                self._push(frame, _outside_room(a.course_id))
+
+    def _push(self, text: str, wanted: Callable[[Connection], bool]) -> None:
+        cut = []
+        for conn in self._connections.values():
+            if wanted(conn):
+                if conn.offer(text):
+                    self._pushed += 1
+                else:
+                    cut.append(conn)
+        for conn in cut:
+            self._cut += 1
+            del self._connections[conn.peer.conn]
+            log.info("client_cut", actor="user_session", conn=conn.peer.conn, code=conn.close_code)
+
+    # What the Bus holds of the session: runs in the publisher's task, so it never waits.
+    def _heard(self, message: LiveMessage) -> None:
+        try:
+            self._address.tell_nowait(Heard(message))
+        except MailboxFull:
+            self._missed += 1
+        except ActorStopped:
+            pass  # retired: its subscription ends as soon as run() returns
+
+
+def _outside_room(course_id: int) -> Callable[[Connection], bool]:
+    return lambda conn: conn.peer.course_id != course_id

@@ -1,0 +1,24 @@
+"""`POST /api/v1/courses/{id}/announcements`: an instructor tells everyone in the course, now."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response
+from quart_schema import tag
+
+from lms.domain.access import Principal
+from lms.http.wire import authenticated, json_body, respond, returns, services
+from proto.frames import Announcement
+from proto.live import AnnouncementCreate
+
+blueprint = Blueprint("announcements", __name__, url_prefix="/api/v1/courses")
+
+
+@blueprint.post("/<int:course_id>/announcements")
+@tag(["live"])
+@authenticated
+@json_body(AnnouncementCreate)
+@returns(Announcement, 201)
+async def announce(course_id: int, who: Principal, body: AnnouncementCreate) -> Response:
+    """Send an announcement to every member of the course (the course's instructor or an
+    admin): live, on every node, to the room and to enrolled learners' other sockets."""
+    return respond(await services().live.announce(who, course_id, body.text), 201)

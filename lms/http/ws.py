@@ -1,0 +1,245 @@
+"""The live WebSocket edges: `/api/v1/ws/notifications` and `/api/v1/ws/progress/{course_id}`.
+
+An edge authenticates the first frame, checks the caller's right to the course's room, and then
+only moves frames: what the client sends becomes a call on the progress service or a message to
+the router; what the actors queue on the connection is written by one writer task, everything
+queued at once in one message. The protocol is described in `proto/frames.py`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import structlog
+import trio
+from quart import Blueprint, websocket
+from quart.wrappers import Websocket
+
+from actors.connection import SLOW_CLIENT, Connection
+from actors.runtime import ActorError
+from lms.domain.access import Principal
+from lms.errors import LmsError
+from lms.http.wire import Services, services
+from lms.store.database import StoreUnavailable
+from proto.frames import (
+    PROTOCOL_VERSION,
+    Ack,
+    Announce,
+    Auth,
+    Error,
+    Heartbeat,
+    Ping,
+    Pong,
+    ServerPing,
+    ServerPong,
+    Subscribe,
+    Watch,
+    Welcome,
+    batch,
+    decode_client,
+    encode,
+)
+
+log = structlog.get_logger()
+
+blueprint = Blueprint("live", __name__)
+
+AUTH_DEADLINE = 10.0
+DEFAULT_KEEPALIVE = 20.0
+# Frames that could not be understood before the client is judged broken and closed.
+BAD_FRAME_LIMIT = 20
+# Leaving a room and session is a `tell`; bounded, since it runs shielded on the way out.
+LEAVE_DEADLINE = 5.0
+# The close frame waits behind what is already being written to a slow client.
+CLOSE_DEADLINE = 5.0
+
+UNSUPPORTED_DATA = 1003
+POLICY_VIOLATION = 1008
+KEEPALIVE_TIMEOUT = 1011
+TRY_LATER = 1013
+
+
+@blueprint.websocket("/api/v1/ws/notifications")
+async def notifications() -> None:
+    """The user's own channel: progress from their other devices, announcements of their
+    courses, their uploads' jobs."""
+    await _serve(None)
+
+
+@blueprint.websocket("/api/v1/ws/progress/<int:course_id>")
+async def course_progress(course_id: int) -> None:
+    """A course's live room: progress heartbeats in, presence, learners' progress (for its
+    instructors), announcements and jobs out."""
+    await _serve(course_id)
+
+
+async def _serve(course_id: int | None) -> None:
+    ws: Websocket = websocket._get_current_object()  # type: ignore[attr-defined]
+    await ws.accept()
+    svc = services()
+    admitted = await _admit(ws, svc, course_id)
+    if admitted is None:
+        return
+    who, conn, keepalive = admitted
+    peer = conn.peer
+    role = None if course_id is None else peer.role
+    welcome = Welcome(PROTOCOL_VERSION, peer.user_id, peer.conn, keepalive, course_id, role)
+    conn.offer(encode(welcome))
+    heard = _Heard()
+    try:
+        await svc.live.router.attach(conn)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_read, ws, svc, who, conn, heard)
+            await _write(ws, conn, keepalive, heard)
+            nursery.cancel_scope.cancel()
+    finally:
+        # Shielded: this also runs on the way out of a cancelled handler (the client left).
+        with trio.CancelScope(shield=True), trio.move_on_after(LEAVE_DEADLINE):
+            await svc.live.router.leave(conn)
+        log.info("ws_closed", conn=peer.conn, user_id=peer.user_id, code=conn.close_code)
+    with trio.move_on_after(CLOSE_DEADLINE):
+        await ws.close(conn.close_code or 1000)
+
+
+async def _admit(
+    ws: Websocket, svc: Services, course_id: int | None
+) -> tuple[Principal, Connection, float] | None:
+    """Read and check the `auth` frame; on failure, say why and close with 1008."""
+    try:
+        with trio.fail_after(AUTH_DEADLINE):
+            auth = _auth_frame(await ws.receive())
+        who = svc.live.authenticate(auth.token)
+        peer = await svc.live.peer(who, course_id, auth.device_id)
+    except trio.TooSlowError:
+        await _refuse(ws, "auth_timeout", f"send the auth frame within {AUTH_DEADLINE:g}s")
+    except _Refused as refused:
+        await _refuse(ws, refused.code, refused.message)
+    except LmsError as error:
+        await _refuse(ws, error.code, error.message)
+    except StoreUnavailable as exc:
+        log.warning("ws_admission_unavailable", error=str(exc))
+        await _refuse(ws, "unavailable", "the server cannot check access now; retry", TRY_LATER)
+    else:
+        return who, Connection(peer), auth.keepalive or DEFAULT_KEEPALIVE
+    return None
+
+
+def _auth_frame(data: str | bytes) -> Auth:
+    try:
+        frame = decode_client(data)
+    except msgspec.DecodeError as exc:
+        # A ValidationError names the field, never its value: no token gets into the message.
+        raise _Refused("auth_required", f"the first frame must be an auth frame: {exc}") from None
+    if not isinstance(frame, Auth):
+        raise _Refused("auth_required", 'the first frame must be {"type": "auth", ...}')
+    if frame.v != PROTOCOL_VERSION:
+        raise _Refused("unsupported_version", f"this server speaks version {PROTOCOL_VERSION}")
+    return frame
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+
+
+async def _refuse(ws: Websocket, code: str, message: str, close: int = 1008) -> None:
+    await ws.send(encode(Error(code, message)))
+    await ws.close(close, code)
+
+
+class _Heard:
+    """When the client last sent anything (the keep-alive's clock)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = trio.current_time()
+
+
+async def _write(ws: Websocket, conn: Connection, keepalive: float, heard: _Heard) -> None:
+    """Send what is queued, everything queued in one message; ping a silent client, and cut a
+    client silent for two keep-alive periods. Returns once the connection is closed."""
+    check_at = trio.current_time() + keepalive
+    while True:
+        frames = None
+        with trio.move_on_at(check_at):
+            try:
+                frames = await conn.next_frames()
+            except trio.EndOfChannel:
+                return
+        if frames is not None:
+            if conn.close_code == SLOW_CLIENT:
+                return  # its room and session have let it go; what it did not read is dropped
+            await ws.send(batch(frames))
+            continue
+        silent = trio.current_time() - heard.at
+        if silent >= 2 * keepalive:
+            conn.close(KEEPALIVE_TIMEOUT)
+        elif silent >= keepalive:
+            conn.offer(encode(ServerPing(trio.current_time())))
+        check_at = heard.at + keepalive if silent < keepalive else trio.current_time() + keepalive
+
+
+async def _read(
+    ws: Websocket, svc: Services, who: Principal, conn: Connection, heard: _Heard
+) -> None:
+    """Turn each client frame into a call or a message; answer the ones that ask for it."""
+    bad = 0
+    while conn.open:
+        data = await ws.receive()
+        heard.at = trio.current_time()
+        if isinstance(data, bytes):
+            conn.offer(encode(Error("binary_frame", "frames are JSON text")))
+            conn.close(UNSUPPORTED_DATA)
+            return
+        try:
+            frame = decode_client(data)
+        except msgspec.ValidationError as exc:
+            error = Error("invalid_frame", str(exc))
+        except msgspec.DecodeError as exc:
+            error = Error("bad_json", f"not a JSON frame: {exc}")
+        else:
+            error = await _handle(svc, who, conn, frame)
+        if error is None:
+            continue
+        conn.offer(encode(error))
+        bad += 1
+        if bad >= BAD_FRAME_LIMIT:
+            conn.offer(encode(Error("too_many_errors", "closing after too many bad frames")))
+            conn.close(POLICY_VIOLATION)
+
+
+async def _handle(svc: Services, who: Principal, conn: Connection, frame: object) -> Error | None:
+    """Do what one frame asks; an `Error` to send back when it cannot be done."""
+    course_id = conn.peer.course_id
+    match frame:
+        case Heartbeat(update, request_id):
+            try:
+                state = await svc.progress.record(who, update, device_id=conn.peer.device_id)
+            except LmsError as error:
+                return Error(error.code, error.message, request_id)
+            except (ActorError, StoreUnavailable):
+                return Error(
+                    "unavailable", "progress cannot be stored right now; retry", request_id
+                )
+            conn.offer(encode(Ack(request_id, state)))
+        case Ping(t):
+            conn.offer(encode(ServerPong(t)))
+        case Pong():
+            pass
+        case Subscribe(since) if course_id is not None:
+            await svc.live.router.join(conn, since)
+        case Watch(content_id) if course_id is not None:
+            await svc.live.router.watch(conn, content_id)
+        case Announce(text, request_id) if course_id is not None:
+            try:
+                await svc.live.announce(who, course_id, text)
+            except LmsError as error:
+                return Error(error.code, error.message, request_id)
+            conn.offer(encode(Ack(request_id)))
+        case Auth():
+            return Error("already_authenticated", "this connection is authenticated already")
+        case _:
+            kind = type(frame).__name__.lower()
+            return Error("not_here", f"{kind} frames belong on a course's progress socket")
+    return None

@@ -1,0 +1,1 @@
+"""The live layer's services for the edges: access to rooms, announcements."""

@@ -1,0 +1,77 @@
+"""What the live edges need besides moving frames: who a token is, whether they may be in a
+course's room (and as what), and announcements with their audience."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+
+from actors.connection import Peer
+from actors.live_router import LiveRouter
+from lms.accounts.tokens import TokenIssuer
+from lms.domain.access import Principal, may_manage_course, may_read_contents
+from lms.errors import Forbidden, NotFound, Unauthenticated
+from lms.store import rooms
+from lms.store.database import Database
+from proto.frames import Announcement, Role
+from proto.live import Announced
+
+# Ids are bigint columns: a larger number names nothing (and would not reach the database).
+_MAX_ID = 2**63 - 1
+
+
+class LiveService:
+    def __init__(self, db: Database, issuer: TokenIssuer, router: LiveRouter) -> None:
+        self._db = db
+        self._issuer = issuer
+        self.router = router
+        self._connections = itertools.count(1)
+
+    def authenticate(self, token: str) -> Principal:
+        """Raises `Unauthenticated` for a missing, expired or forged token."""
+        return self._issuer.verify_access(token)
+
+    async def peer(self, who: Principal, course_id: int | None, device_id: str | None) -> Peer:
+        """Who a new connection is: for a course's progress socket, checked against the course
+        (its enrolled learners, its owner and admins; owner and admins are its instructors).
+
+        Raises:
+          NotFound: no such course.  Forbidden: not enrolled.
+          Unauthenticated: the token's user no longer exists.
+        """
+        conn = f"{self.router.node}/{next(self._connections)}"
+        if course_id is None:
+            name = await self._db.transaction(rooms.user_name, who.user_id)
+            if name is None:
+                raise Unauthenticated("this user no longer exists")
+            return Peer(conn, who.user_id, name, device_id)
+        access = await self._access(who, course_id)
+        if not may_read_contents(who, access.owner_id, access.enrolled):
+            raise Forbidden("enrol in this course to join its live room")
+        role: Role = "instructor" if may_manage_course(who, access.owner_id) else "learner"
+        return Peer(conn, who.user_id, access.name, device_id, course_id, role)
+
+    async def announce(self, who: Principal, course_id: int, text: str) -> Announcement:
+        """Send an announcement to everyone in the course, on every node, now.
+
+        Raises:
+          NotFound: no such course.  Forbidden: not its instructor (or an admin).
+        """
+        access = await self._access(who, course_id)
+        if not may_manage_course(who, access.owner_id):
+            raise Forbidden("only the course's instructor or an admin may announce")
+        audience = await self._db.transaction(rooms.course_audience, course_id)
+        announced = Announced(
+            course_id, uuid.uuid4().hex, who.user_id, access.name, text, time.time(), audience
+        )
+        self.router.announce(announced)
+        return Announcement(course_id, announced.id, who.user_id, access.name, text, announced.at)
+
+    async def _access(self, who: Principal, course_id: int) -> rooms.RoomAccess:
+        access = None
+        if course_id <= _MAX_ID:
+            access = await self._db.transaction(rooms.room_access, course_id, who.user_id)
+        if access is None:
+            raise NotFound(f"no course with id {course_id}")
+        return access

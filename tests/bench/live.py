@@ -1,0 +1,406 @@
+"""The live layer under load: one node, thousands of WebSocket learners, a few instructors.
+
+    python -m tests.bench.live [--learners 5000] [--room 500] [--instructors 10] [--clients 4]
+
+Learners are split into courses ("rooms") of `--room`; each course has an instructor following
+its room, and every learner is also enrolled in one big course. Clients run in `--clients`
+processes (tests/bench/live_clients.py). Each learner sends a progress heartbeat every
+`--interval` seconds over its room's socket; after a warm-up the benchmark measures a window
+of `--seconds`, then the big course's instructor posts one announcement, which reaches every
+learner as a notification on the socket it has open. Printed:
+
+- heartbeats acknowledged per second, ack latency p50/p99 (sent -> ack received, which
+  includes the group commit to PostgreSQL);
+- instructor-view lag p50/p99 (heartbeat sent -> the instructor's live view has it);
+- announcement time-to-all (POST -> the last learner has it);
+- WebSocket messages delivered per second (and frames: a batch carries several);
+- node CPU per delivered message, and RSS per connection (idle, right after connecting);
+
+beside the same client workload against a bare Quart-Trio route (tests/bench/live_bare.py)
+that sends the same kinds of frames with no actors, no database, no checks.
+
+The node (and the bare server) are pinned to CPU 0 and the clients to the other CPUs; the
+server's CPU time is read from /proc for its own process only. PostgreSQL is not pinned.
+Uses LMS_TEST_DATABASE_URL when set, else starts a throwaway PostgreSQL. `--keep` keeps the
+node's log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+import trio
+
+from lms.accounts.tokens import TokenIssuer
+from proto.api import Role
+from tests.databases import admin_sql, with_database
+from tests.e2e.nodes import SECRET, node_env, run_cli, start_node
+from tests.services import scratch_dir, start_postgres
+
+NODE_CPU = {0}
+STOP_GRACE = 15.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    learners: list[list[Any]]  # [user_id, token, course_id, content_id]
+    instructors: list[list[Any]]  # [user_id, token, course_id]
+    big_course: int
+    big_owner_token: str
+
+
+# --- seeding ---------------------------------------------------------------------------------
+
+
+async def seed(dsn: str, learners: int, room: int, instructors: int) -> Plan:
+    """Users, courses (one per room plus the big one), videos with a duration, enrolments;
+    straight into PostgreSQL, and tokens minted with the node's secret (no password hashing
+    for thousands of users)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        learner_ids = await _users(conn, "learner", learners)
+        teacher_ids = await _users(conn, "instructor", instructors)
+        rooms = (learners + room - 1) // room
+        courses, contents = [], []
+        for r in range(rooms + 1):
+            owner = teacher_ids[r % len(teacher_ids)]
+            course = await conn.fetchval(
+                "INSERT INTO courses (owner_id, title) VALUES ($1, $2) RETURNING id",
+                owner,
+                "Big course" if r == rooms else f"Room {r}",
+            )
+            content = await conn.fetchval(
+                "INSERT INTO contents (course_id, title, kind, duration_seconds)"
+                " VALUES ($1, 'Lecture', 'video', 3600) RETURNING id",
+                course,
+            )
+            courses.append(course)
+            contents.append(content)
+        big = courses[-1]
+        pairs = [(courses[i // room], uid) for i, uid in enumerate(learner_ids)]
+        pairs += [(big, uid) for uid in learner_ids]
+        await conn.copy_records_to_table(
+            "enrollments", records=pairs, columns=["course_id", "user_id"]
+        )
+    finally:
+        await conn.close()
+    issuer = TokenIssuer(SECRET, access_ttl=4 * 3600, refresh_ttl=4 * 3600)
+    return Plan(
+        learners=[
+            [uid, issuer.access(uid, Role.LEARNER), courses[i // room], contents[i // room]]
+            for i, uid in enumerate(learner_ids)
+        ],
+        instructors=[
+            [
+                teacher_ids[r % len(teacher_ids)],
+                issuer.access(teacher_ids[r % len(teacher_ids)], Role.INSTRUCTOR),
+                courses[r],
+            ]
+            for r in range(rooms)
+        ],
+        big_course=big,
+        big_owner_token=issuer.access(teacher_ids[rooms % len(teacher_ids)], Role.INSTRUCTOR),
+    )
+
+
+async def _users(conn: asyncpg.Connection, role: str, n: int) -> list[int]:
+    rows = await conn.fetch(
+        "INSERT INTO users (email, name, password_hash, role)"
+        " SELECT 'bench-' || $1 || '-' || i || '@bench.lms', initcap($1) || ' ' || i, 'x', $1"
+        " FROM generate_series(1, $2) AS i RETURNING id",
+        role,
+        n,
+    )
+    return [row["id"] for row in rows]
+
+
+# --- measuring a server ----------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+class Clients:
+    """The client processes, spoken to one JSON line at a time."""
+
+    def __init__(self, processes: list[trio.Process]) -> None:
+        self.processes = processes
+        self._buffers = [b""] * len(processes)
+
+    @classmethod
+    async def start(cls, n: int) -> Clients:
+        others = set(range(os.cpu_count() or 1)) - NODE_CPU or NODE_CPU
+        processes = []
+        for _ in range(n):
+            process = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "tests.bench.live_clients"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            os.sched_setaffinity(process.pid, others)
+            processes.append(process)
+        return cls(processes)
+
+    async def tell(self, lines: list[str]) -> None:
+        for process, line in zip(self.processes, lines, strict=True):
+            assert process.stdin is not None
+            await process.stdin.send_all(line.encode() + b"\n")
+
+    async def tell_all(self, line: str) -> None:
+        await self.tell([line] * len(self.processes))
+
+    async def answers(self) -> list[dict[str, Any]]:
+        return [await self._line(i) for i in range(len(self.processes))]
+
+    async def _line(self, i: int) -> dict[str, Any]:
+        stdout = self.processes[i].stdout
+        assert stdout is not None
+        while b"\n" not in self._buffers[i]:
+            chunk = await stdout.receive_some()
+            if not chunk:
+                raise RuntimeError(f"client process {i} exited")
+            self._buffers[i] += chunk
+        line, self._buffers[i] = self._buffers[i].split(b"\n", 1)
+        return json.loads(line)
+
+    async def close(self) -> None:
+        await self.tell_all("quit")
+        for process in self.processes:
+            with trio.move_on_after(10):
+                await process.wait()
+            process.kill()
+
+
+async def workload(
+    url: str,
+    pid: int,
+    plan: Plan,
+    args: argparse.Namespace,
+    announce: Callable[[], Awaitable[None]],
+) -> dict[str, float]:
+    clients = await Clients.start(args.clients)
+    try:
+        k = args.clients
+        jobs = [
+            {
+                "url": url.replace("http://", "ws://"),
+                "learners": plan.learners[i::k],
+                "instructors": plan.instructors[i::k],
+                "interval": args.interval,
+            }
+            for i in range(k)
+        ]
+        rss_before = rss_bytes(pid)
+        await clients.tell([json.dumps(job) for job in jobs])
+        ready = await clients.answers()
+        connections = sum(r["ready"] for r in ready)
+        connect_errors = sum(r["errors"] for r in ready)
+        rss_per_conn = (rss_bytes(pid) - rss_before) / max(connections, 1)
+
+        await clients.tell_all("go")
+        await trio.sleep(args.warmup)
+        await clients.tell_all("mark")
+        before = await clients.answers()
+        cpu0, t0 = cpu_seconds(pid), time.time()
+        await trio.sleep(args.seconds)
+        await clients.tell_all("mark")
+        after = await clients.answers()
+        cpu1, t1 = cpu_seconds(pid), time.time()
+
+        announced_at = time.time()
+        try:
+            await announce()
+        except httpx.HTTPError as exc:  # an overloaded server: report it, keep the rest
+            print(f"announcement failed: {exc!r}", file=sys.stderr)
+        await trio.sleep(max(3.0, args.interval))
+        await clients.tell_all(f"report {t0} {t1 - args.interval}")
+        reports = await clients.answers()
+    finally:
+        await clients.close()
+    codes: dict[str, int] = {}
+    for report in reports:
+        for code, count in report["error_codes"].items():
+            codes[code] = codes.get(code, 0) + count
+    if codes:
+        print(f"error frames received: {codes}", file=sys.stderr)
+
+    def total(key: str, marks: list[dict[str, Any]]) -> int:
+        return sum(m[key] for m in marks)
+
+    window = t1 - t0
+    messages = total("messages", after) - total("messages", before)
+    acks = np.array([a for r in reports for a in r["acks"]]) * 1000
+    lags = np.array([a for r in reports for a in r["lags"]]) * 1000
+    arrivals = np.array([a for r in reports for a in r["announced"]]) - announced_at
+    return {
+        "connections": connections,
+        "connect errors": connect_errors,
+        "acked/s": (total("acks", after) - total("acks", before)) / window,
+        "ack p50 ms": float(np.percentile(acks, 50)) if acks.size else float("nan"),
+        "ack p99 ms": float(np.percentile(acks, 99)) if acks.size else float("nan"),
+        "lag p50 ms": float(np.percentile(lags, 50)) if lags.size else float("nan"),
+        "lag p99 ms": float(np.percentile(lags, 99)) if lags.size else float("nan"),
+        "announced to": float(arrivals.size),
+        "announce p50 ms": float(np.percentile(arrivals, 50) * 1000)
+        if arrivals.size
+        else float("nan"),
+        "announce all ms": float(arrivals.max() * 1000) if arrivals.size else float("nan"),
+        "messages/s": messages / window,
+        "frames/s": (total("frames", after) - total("frames", before)) / window,
+        "cpu/message us": (cpu1 - cpu0) / max(messages, 1) * 1e6,
+        "cpu %": (cpu1 - cpu0) / window * 100,
+        "rss/conn KiB": rss_per_conn / 1024,
+        "errors": float(sum(r["errors"] for r in reports)),
+        "closed": float(sum(r["closed"] for r in reports)),
+    }
+
+
+async def run_node(
+    dsn: str, plan: Plan, args: argparse.Namespace, data_dir: Path
+) -> dict[str, float]:
+    env = node_env(
+        data_dir,
+        LMS_DATABASE_URL=dsn,
+        LMS_SECRET_KEY=SECRET,
+        LMS_LOG_LEVEL="warning",
+        LMS_SEED_DEMO="false",
+    )
+    node = await start_node(env, data_dir / "node.log")
+    os.sched_setaffinity(node.process.pid, NODE_CPU)
+    try:
+        async with httpx.AsyncClient(base_url=node.url, timeout=60) as api:
+
+            async def announce() -> None:
+                response = await api.post(
+                    f"/api/v1/courses/{plan.big_course}/announcements",
+                    json={"text": "Hello, everyone"},
+                    headers={"Authorization": f"Bearer {plan.big_owner_token}"},
+                )
+                response.raise_for_status()
+
+            return await workload(node.url, node.process.pid, plan, args, announce)
+    finally:
+        # An overloaded node may take long to drain what is queued; this run is over anyway.
+        node.process.terminate()
+        with trio.move_on_after(STOP_GRACE):
+            await node.process.wait()
+        node.process.kill()
+        await node.process.wait()
+
+
+async def run_bare(plan: Plan, args: argparse.Namespace, data_dir: Path) -> dict[str, float]:
+    log = (data_dir / "bare.log").open("wb")
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "tests.bench.live_bare"], stdout=subprocess.PIPE, stderr=log
+    )
+    os.sched_setaffinity(process.pid, NODE_CPU)
+    try:
+        assert process.stdout is not None
+        banner = b""
+        while b"\n" not in banner:
+            banner += await process.stdout.receive_some()
+        url = banner.decode().split("listening on ", 1)[1].strip()
+        async with httpx.AsyncClient(base_url=url, timeout=30) as api:
+
+            async def announce() -> None:
+                (await api.post("/announce")).raise_for_status()
+
+            return await workload(url, process.pid, plan, args, announce)
+    finally:
+        process.terminate()
+        await process.wait()
+        log.close()
+
+
+def print_table(ours: dict[str, float], bare: dict[str, float], args: argparse.Namespace) -> None:
+    print(
+        f"\nlive layer: {args.learners} learners in rooms of {args.room}, heartbeat every "
+        f"{args.interval:g}s, {len(range(0, args.learners, args.room))} instructors, "
+        f"{args.clients} client processes, {args.seconds:g}s window; {os.cpu_count()} CPUs "
+        f"(server on CPU {min(NODE_CPU)})"
+    )
+    print("| measure | node (actors, PostgreSQL) | bare Quart-Trio route | ratio |")
+    print("|---|---|---|---|")
+    for key, value in ours.items():
+        other = bare.get(key, float("nan"))
+        ratio = value / other if other else float("nan")
+        print(f"| {key} | {value:,.1f} | {other:,.1f} | {ratio:.2f}x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--learners", type=int, default=5000)
+    parser.add_argument("--room", type=int, default=500)
+    parser.add_argument("--instructors", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the node's data dir and log")
+    args = parser.parse_args()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
+
+    tmp = tempfile.mkdtemp(prefix="lms-bench-live-")
+    if args.keep:
+        print(f"node data and logs in {tmp}", flush=True)
+    else:
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    with scratch_dir("lms-bench-pg-") as pg_root:
+        server_dsn = os.environ.get("LMS_TEST_DATABASE_URL")
+        pg = None
+        if not server_dsn:
+            pg = start_postgres(pg_root)
+            os.sched_setaffinity(
+                pg.process.pid, set(range(os.cpu_count() or 1)) - NODE_CPU or NODE_CPU
+            )
+            server_dsn = pg.dsn
+        name = f"lms_bench_{uuid.uuid4().hex[:8]}"
+        admin_sql(server_dsn, f"CREATE DATABASE {name}")
+        dsn = with_database(server_dsn, name)
+        try:
+            data_dir = Path(tmp)
+            env = node_env(data_dir, LMS_DATABASE_URL=dsn, LMS_SECRET_KEY=SECRET)
+            migrated = trio.run(lambda: run_cli("migrate", env=env))
+            assert migrated.returncode == 0, migrated.stderr.decode()
+            plan = asyncio.run(seed(dsn, args.learners, args.room, args.instructors))
+            ours = trio.run(run_node, dsn, plan, args, data_dir)
+            print(json.dumps(ours), flush=True)
+            bare = {} if args.skip_bare else trio.run(run_bare, plan, args, data_dir)
+            print_table(ours, bare, args)
+        finally:
+            admin_sql(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            if pg is not None:
+                pg.stop()
+
+
+if __name__ == "__main__":
+    main()
