@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-# The tests start their own throwaway redis-server; PostgreSQL comes from the pgserver wheel
-# (or the system's binaries when found), so redis-server is the one system package we need.
+# System packages the tests need: they start their own throwaway redis-server, and drive the
+# system's Chromium for the pages. PostgreSQL comes from the pgserver wheel (or the system's).
 system-deps:
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server"; \
@@ -41,6 +41,8 @@ bench: install system-deps
 	  echo "installing ffmpeg (the transcode benchmark's baseline)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
 	$(BIN)/python -m tests.bench.bridge
+	$(BIN)/python -m tests.bench.progress
+	$(BIN)/python -m tests.bench.live
 	$(BIN)/python -m tests.bench.transcode
 
 clean:
