@@ -10,7 +10,7 @@ from proto.media import Progress, WorkerFrame
 # Share of the job's wall time spent decoding and encoding; packaging (closing files, moving the
 # MP4 index to the front, the poster and storyboard) takes the rest.
 TRANSCODE_SHARE = 0.97
-INTERVAL = 0.5  # seconds between two reports of the same stage
+INTERVAL = 0.5  # seconds between two reports of the same stage; a new stage is reported at once
 
 
 class ProgressMeter:
@@ -24,6 +24,7 @@ class ProgressMeter:
         self._clock = clock
         self._started = clock()
         self._last_report = -INTERVAL
+        self._last_stage = ""
         self.frames_done = 0
 
     def probing(self) -> None:
@@ -44,9 +45,10 @@ class ProgressMeter:
 
     def _report(self, stage: str, fraction: float, *, force: bool = False) -> None:
         now = self._clock()
-        if not force and now - self._last_report < INTERVAL:
+        if not force and stage == self._last_stage and now - self._last_report < INTERVAL:
             return
         self._last_report = now
+        self._last_stage = stage
         elapsed = now - self._started
         fps = self.frames_done / elapsed if elapsed > 0 else 0.0
         eta = round(elapsed * (1 - fraction) / fraction, 1) if 0 < fraction < 1 else None
