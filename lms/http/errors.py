@@ -71,7 +71,9 @@ async def on_actor_error(error: ActorError) -> Response:
 
 async def on_unexpected(error: Exception) -> Response:
     log.exception("request_failed")
-    request_id = request.headers.get("X-Request-ID", "")
+    # From the bound context, not the request: this also runs for WebSocket handlers, where
+    # there is no request object.
+    request_id = structlog.contextvars.get_contextvars().get("request_id", "")
     return error_response(500, "internal", f"internal server error {request_id}".strip())
 
 
