@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from lms.store.postgres_cluster import ClusterPaths, find_postgres_binaries, prepare_cluster
-from tests.services import scratch_dir, start_postgres, start_redis
+from tests.services import (
+    RunningPostgres,
+    RunningRedis,
+    scratch_dir,
+    start_postgres,
+    start_redis,
+)
 
 # Per-test databases cloned from a migrated template (tests/databases.py).
 pytest_plugins = ["tests.databases"]
@@ -20,34 +26,34 @@ pytest_plugins = ["tests.databases"]
 # of the session, whatever its outcome.
 
 
-@pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
-    """DSN of a PostgreSQL database the tests may use freely (a throwaway one's is `lms_test`)."""
-    configured = os.environ.get("LMS_TEST_DATABASE_URL")
+def configured_or_throwaway(
+    variable: str, prefix: str, start: Callable[[Path], RunningPostgres | RunningRedis]
+) -> Iterator[str]:
+    """The URL in `variable` when set; else a server `start`ed in a scratch dir, stopped after."""
+    configured = os.environ.get(variable)
     if configured:
         yield configured
         return
-    with scratch_dir("lms-test-postgres-") as root:
-        server = start_postgres(root)
+    with scratch_dir(prefix) as root:
+        server = start(root)
         try:
-            yield server.dsn
+            yield server.dsn if isinstance(server, RunningPostgres) else server.url
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """DSN of a PostgreSQL database the tests may use freely (a throwaway one's is `lms_test`)."""
+    yield from configured_or_throwaway(
+        "LMS_TEST_DATABASE_URL", "lms-test-postgres-", start_postgres
+    )
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """URL of a Redis server the tests may use freely (db 0 of a throwaway one)."""
-    configured = os.environ.get("LMS_TEST_REDIS_URL")
-    if configured:
-        yield configured
-        return
-    with scratch_dir("lms-test-redis-") as root:
-        server = start_redis(root)
-        try:
-            yield server.url
-        finally:
-            server.stop()
+    yield from configured_or_throwaway("LMS_TEST_REDIS_URL", "lms-test-redis-", start_redis)
 
 
 @pytest.fixture(scope="session")

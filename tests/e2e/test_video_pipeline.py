@@ -140,6 +140,16 @@ async def tus_offset(admin: Admin, upload_url: str) -> int:
     return int(response.headers["Upload-Offset"])
 
 
+async def upload_half(node: str, admin: Admin, path: Path, content_id: int) -> tuple[str, int]:
+    """Upload the first half of `path` with tuspy and stop, as a dropped connection would;
+    return the upload URL and how many bytes the server holds."""
+    half = (await trio.Path(path).stat()).st_size // 2
+    upload_url = await trio.to_thread.run_sync(
+        lambda: tus_upload(node, admin, path, content_id, stop_at=half)
+    )
+    return upload_url, half
+
+
 async def start_worker(env: Mapping[str, str], name: str, log_path: Path) -> trio.Process:
     """Start `lms worker` and return once it says it is transcoding."""
     with log_path.open("wb") as log:
@@ -180,10 +190,7 @@ async def test_a_tus_upload_resumed_by_a_new_client_becomes_renditions_of_the_ri
         node = await start_node(env, tmp_path / "node.log")
     async with signed_in(node.url) as admin:
         content_id = await admin.video_content()
-        half = (await trio.Path(lecture).stat()).st_size // 2
-        upload_url = await trio.to_thread.run_sync(
-            lambda: tus_upload(node.url, admin, lecture, content_id, stop_at=half)
-        )
+        upload_url, half = await upload_half(node.url, admin, lecture, content_id)
         assert await tus_offset(admin, upload_url) == half
         await trio.to_thread.run_sync(
             lambda: tus_upload(node.url, admin, lecture, content_id, url=upload_url)
@@ -251,10 +258,7 @@ async def test_a_node_killed_mid_upload_and_mid_transcode_loses_nothing(
         node = await start_node(env, tmp_path / "node-1.log")
     async with signed_in(node.url) as admin:
         content_id = await admin.video_content()
-        half = (await trio.Path(long_lecture).stat()).st_size // 2
-        upload_url = await trio.to_thread.run_sync(
-            lambda: tus_upload(node.url, admin, long_lecture, content_id, stop_at=half)
-        )
+        upload_url, half = await upload_half(node.url, admin, long_lecture, content_id)
         await node.stop(signal.SIGKILL)
 
         # The upload survived the crash: a new client on the restarted node resumes it.
