@@ -58,6 +58,7 @@ class Database:
                 # A pooled connection idle this long is closed, so a restarted PostgreSQL is
                 # reconnected to rather than failing on a dead socket.
                 max_inactive_connection_lifetime=60.0,
+                reset=_keep_session,
             )
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
@@ -101,6 +102,14 @@ class Database:
             return await bridge.call(unit)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release a connection to the pool as it is. asyncpg's default sends a reset query
+    (unlock advisory locks, close cursors, unlisten, reset settings) on every release: one more
+    round trip and one more transaction per unit of work, for session state this code never
+    leaves behind (work runs in transactions; the migration lock is released by its holder).
+    asyncpg still rolls back a transaction left open before this runs."""
 
 
 async def _select_one(conn: asyncpg.Connection) -> None:
