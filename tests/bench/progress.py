@@ -7,16 +7,20 @@
 (b) End to end: a real node (`lms serve` in a child process) per path, selected with
     `LMS_PROGRESS_WRITES=direct|group`, and P simulated players posting heartbeats to
     `POST /api/v1/progress`.
-(c) WebSocket heartbeats: a hook, see `PLAYERS` below.
+(c) The same over the progress WebSocket (`/api/v1/ws/progress/{course_id}`): each player
+    on its own socket sends `progress` frames and awaits each one's `ack`.
 
-Prints acknowledged updates/s, latency p50/p99, transactions per update (from
-`pg_stat_database.xact_commit`, read once the workload's connections are closed; asyncpg's reset
-query when a connection goes back to the pool counts as one), CPU per update of the serving
-process (in (a) the bench process itself, writer and players; in (b) the node) and, for (b),
-progress rows written per second (`pg_stat_user_tables`). Players run closed-loop (each sends
-its next heartbeat when the last is answered), so latency is players / throughput.
+Each path runs closed loop (each player sends its next heartbeat when the last is answered:
+the load the path carries, latency = players / throughput), and end to end also paced (d: each
+player sends one every `--every` seconds: latency below saturation). Prints acknowledged
+updates/s, latency p50/p99, write transactions per update (transaction ids PostgreSQL handed
+out during the measured window; read-only transactions, such as a socket's enrolment check
+when it connects, take none), CPU per update of the serving process (in (a) the bench process
+itself, writer and players; end to end the node) and progress rows written per second
+(`pg_stat_user_tables`), then the issue's targets, met or missed.
 
-    python -m tests.bench.progress [--players 200] [--seconds 5] [--part all|writer|http]
+    python -m tests.bench.progress [--players 200] [--seconds 5] [--every 0.5]
+                                   [--part all|writer|nodes]
 
 PostgreSQL is durable, as in production (fsync and synchronous_commit on: the cost group commit
 shares out): a cluster started in a scratch directory on disk (not tmpfs), or the server named by
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import math
 import os
 import platform
@@ -63,6 +68,7 @@ from proto.events import Event
 from proto.progress import ProgressUpdate, ProgressWrite
 from tests.actors.test_progress_writer import DURATION, Seeded, seed
 from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
+from tests.live_client import live_socket, progress_path
 
 POOL = 10  # the node's default LMS_DB_POOL_MAX
 VIDEOS = 4
@@ -87,6 +93,14 @@ class Run:
     def rate(self) -> float:
         return len(self.latencies) / self.seconds
 
+    @property
+    def per_update(self) -> float:
+        return self.transactions / len(self.latencies)
+
+    @property
+    def p99(self) -> float:
+        return float(np.percentile(self.latencies, 99))
+
     def row(self, baseline: Run | None) -> str:
         p50, p99 = np.percentile(np.array(self.latencies) * 1000, [50, 99])
         n = len(self.latencies)
@@ -94,7 +108,7 @@ class Run:
             self.name,
             f"{self.rate:,.0f}",
             f"{p50:.1f} / {p99:.1f}",
-            f"{self.transactions / n:.4f}",
+            f"{self.per_update:.4f}",
             f"{self.cpu / n * 1000:.2f}",
         ]
         if self.rows is not None:
@@ -115,14 +129,22 @@ async def players(
     beat: Callable[[int, int, int], Awaitable[None]],
     *,
     steps: int | None = None,
+    every: float | None = None,
 ) -> tuple[list[float], float]:
-    """Every learner sends heartbeats, `beat(step, user, video)`, one after another, for
-    `seconds` (or `steps` each); return the latencies of those answered, and the time taken."""
+    """Every learner sends heartbeats, `beat(step, user, video)`, for `seconds` (or `steps`
+    each); return the latencies of those answered, and the time taken.
+
+    Closed loop by default (each heartbeat goes when the last is answered: the load the path
+    can carry); with `every`, each player sends one every `every` seconds, the players spread
+    evenly over the interval (an offered load, to see latency below saturation)."""
     latencies: list[float] = []
+    start = trio.current_time()
 
     async def loop(index: int, user: int) -> None:
         video = course.videos[index % len(course.videos)]
         for step in range(1_000_000 if steps is None else steps):
+            if every is not None:
+                await trio.sleep_until(start + every * (step + index / len(course.learners)))
             started = time.perf_counter()
             await beat(step, user, video)
             latencies.append(time.perf_counter() - started)
@@ -138,12 +160,33 @@ async def players(
 # --- counting transactions ------------------------------------------------------------------------
 
 
-async def committed(dsn: str) -> tuple[int, int]:
-    """(xact_commit of the database, rows inserted + updated in `progress`), once every other
-    connection to the database has gone (a backend's counters reach the statistics when it
-    exits, or within a second or so while it lives)."""
+async def write_transactions(dsn: str) -> int:
+    """A mark on the database's count of write transactions (each takes a transaction id; a
+    read-only one, such as the enrolment check of a socket that connects, takes none). Read at
+    any moment, unlike the statistics, so a measurement counts exactly its own window; the
+    mark itself takes one id, which `written` subtracts."""
 
-    async def read() -> tuple[int, int]:
+    async def read() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchval("SELECT pg_current_xact_id()::text::bigint")
+        finally:
+            await conn.close()
+
+    return await bridge.call(read)
+
+
+async def written(dsn: str, mark: int) -> int:
+    """Write transactions committed since `mark`."""
+    return await write_transactions(dsn) - mark - 1
+
+
+async def progress_rows(dsn: str) -> int:
+    """Rows inserted or updated in `progress` so far, once every other connection to the
+    database has gone (a backend's counters reach the statistics when it exits, or within a
+    second or so while it lives)."""
+
+    async def read() -> int:
         conn = await asyncpg.connect(dsn)
         try:
             # Another process's state, with nothing to wait on but polling.
@@ -155,14 +198,10 @@ async def committed(dsn: str) -> tuple[int, int]:
             # A backend leaves pg_stat_activity just before it writes out its counters.
             await asyncio.sleep(0.3)
             await conn.execute("SELECT pg_stat_clear_snapshot()")
-            xacts = await conn.fetchval(
-                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
-            )
-            rows = await conn.fetchval(
+            return await conn.fetchval(
                 "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0)::bigint FROM pg_stat_user_tables "
                 "WHERE relname = 'progress'"
             )
-            return xacts, rows
         finally:
             await conn.close()
 
@@ -206,7 +245,6 @@ async def writer_part(server: str, n_players: int, seconds: float) -> list[Run]:
             course = await db.transaction(seed, learners=n_players, videos=VIDEOS)
         finally:
             await db.close()
-        before, _ = await committed(dsn)
         db = await Database.connect(dsn, min_size=POOL, max_size=POOL)
         try:
             async with path(db) as record:
@@ -216,21 +254,22 @@ async def writer_part(server: str, n_players: int, seconds: float) -> list[Run]:
                     update = ProgressUpdate(content_id=video, position=position, played=played)
                     await record(prepare(user, update, now=datetime.now(UTC)))
 
+                mark = await write_transactions(dsn)
                 cpu = time.process_time()
                 latencies, elapsed = await players(course, seconds, player)
                 cpu = time.process_time() - cpu
+                transactions = await written(dsn, mark)
         finally:
             await db.close()
-        after, _ = await committed(dsn)
-        runs.append(Run(name, latencies, elapsed, after - before, cpu))
+        runs.append(Run(name, latencies, elapsed, transactions, cpu))
     return runs
 
 
-# --- (b) over HTTP, a real node per path ----------------------------------------------------------
+# --- (b, c) end to end, a real node per path ------------------------------------------------------
 
 
 @contextlib.asynccontextmanager
-async def http_player(url: str, token: str) -> AsyncIterator[Beat]:
+async def http_player(url: str, token: str, course_id: int) -> AsyncIterator[Beat]:
     """A player on its own keep-alive connection (one client per player: an httpx client shared
     by hundreds of connections spends more CPU choosing one than the request costs)."""
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
@@ -248,21 +287,39 @@ async def http_player(url: str, token: str) -> AsyncIterator[Beat]:
         yield beat
 
 
-# (c) HOOK for the WebSocket part: an async context manager shaped like `http_player` that
-# opens the progress WebSocket (/api/v1/ws/progress/{course_id}), sends the auth frame, and
-# yields a `beat` sending one progress frame and awaiting its acknowledgement. Added here, its
-# rows print beside the HTTP ones, measured the same way.
-PLAYERS: dict[str, Callable[[str, str], contextlib.AbstractAsyncContextManager[Beat]]] = {
-    "HTTP POST": http_player
-}
+@contextlib.asynccontextmanager
+async def ws_player(url: str, token: str, course_id: int) -> AsyncIterator[Beat]:
+    """A player on its own progress WebSocket: each heartbeat is a `progress` frame, answered
+    by an `ack` once it is stored (or an `error`)."""
+    async with live_socket(url, progress_path(course_id), token) as client:
+        request_ids = itertools.count(1)
+
+        async def beat(step: int, video: int) -> None:
+            position, played = heartbeat(step)
+            answer = await client.heartbeat(
+                next(request_ids), content_id=video, position=position, played=played
+            )
+            if answer["type"] != "ack":
+                raise RuntimeError(f"heartbeat refused: {answer}")
+
+        yield beat
 
 
-async def http_part(server: str, n_players: int, seconds: float, work_dir: Path) -> list[Run]:
-    runs = []
+Player = Callable[[str, str, int], contextlib.AbstractAsyncContextManager[Beat]]
+PLAYERS: dict[str, Player] = {"HTTP POST": http_player, "WebSocket": ws_player}
+
+
+async def node_part(
+    server: str, n_players: int, seconds: float, every: float, work_dir: Path
+) -> tuple[list[Run], list[Run]]:
+    """Each transport with each write mode, on a node of its own: the closed-loop runs (the
+    load each path carries) and the paced ones (latency at an offered load)."""
+    saturated, paced = [], []
     issuer = TokenIssuer(SECRET, access_ttl=3600, refresh_ttl=3600)
     for transport, player in PLAYERS.items():
         for mode, label in (("direct", "one transaction per update"), ("group", "ProgressWriter")):
-            dsn = await fresh_database(server, f"lms_bench_http_{mode}")
+            name = f"{transport}, {label}"
+            dsn = await fresh_database(server, f"lms_bench_{mode}")
             env = node_env(
                 work_dir / mode,
                 LMS_DATABASE_URL=dsn,
@@ -270,9 +327,8 @@ async def http_part(server: str, n_players: int, seconds: float, work_dir: Path)
                 LMS_PROGRESS_WRITES=mode,
                 LMS_LOG_LEVEL="warning",
             )
-            # First run: migrate, seed, and create every player's row, so that the measured run
-            # updates rows as a learner's heartbeats do after the first. The node is then
-            # restarted, so its connections' counters are in before the measurement starts.
+            # First run: migrate, seed, and create every player's row, so that the measured runs
+            # update rows as a learner's heartbeats do after the first.
             async with running_node(env, work_dir / f"{mode}-setup.log") as node:
                 db = await Database.connect(dsn, min_size=1, max_size=1)
                 try:
@@ -280,33 +336,51 @@ async def http_part(server: str, n_players: int, seconds: float, work_dir: Path)
                 finally:
                     await db.close()
                 tokens = {user: issuer.access(user, Role.LEARNER) for user in course.learners}
-                async with open_players(player, node.url, tokens) as beats:
+                async with open_players(player, node.url, course, tokens) as beats:
                     await players(course, 0.0, beats, steps=1)
-            before, rows_before = await committed(dsn)
-            async with (
-                running_node(env, work_dir / f"{mode}.log") as node,
-                open_players(player, node.url, tokens) as beats,
-            ):
-                cpu = cpu_seconds(node.process.pid)
-                latencies, elapsed = await players(course, seconds, beats)
-                cpu = cpu_seconds(node.process.pid) - cpu
-            after, rows_after = await committed(dsn)
-            name = f"{transport}, {label}"
-            rows = rows_after - rows_before
-            runs.append(Run(name, latencies, elapsed, after - before, cpu, rows))
-    return runs
+            rows_before = await progress_rows(dsn)
+            log = work_dir / f"{mode}.log"
+            run = await measure_node(name, env, log, dsn, player, course, tokens, seconds)
+            run.rows = await progress_rows(dsn) - rows_before
+            saturated.append(run)
+            run = await measure_node(name, env, log, dsn, player, course, tokens, seconds, every)
+            paced.append(run)
+    return saturated, paced
+
+
+async def measure_node(
+    name: str,
+    env: dict[str, str],
+    log: Path,
+    dsn: str,
+    player: Player,
+    course: Seeded,
+    tokens: dict[int, str],
+    seconds: float,
+    every: float | None = None,
+) -> Run:
+    """One measured run on a freshly started node, counted once every player is connected."""
+    async with (
+        running_node(env, log) as node,
+        open_players(player, node.url, course, tokens) as beats,
+    ):
+        mark = await write_transactions(dsn)
+        cpu = cpu_seconds(node.process.pid)
+        latencies, elapsed = await players(course, seconds, beats, every=every)
+        cpu = cpu_seconds(node.process.pid) - cpu
+        transactions = await written(dsn, mark)
+    return Run(name, latencies, elapsed, transactions, cpu)
 
 
 @contextlib.asynccontextmanager
 async def open_players(
-    player: Callable[[str, str], contextlib.AbstractAsyncContextManager[Beat]],
-    url: str,
-    tokens: dict[int, str],
+    player: Player, url: str, course: Seeded, tokens: dict[int, str]
 ) -> AsyncIterator[Callable[[int, int, int], Awaitable[None]]]:
     """Every player connected; yields `beat(step, user, video)`."""
     async with contextlib.AsyncExitStack() as stack:
         beats = {
-            user: await stack.enter_async_context(player(url, t)) for user, t in tokens.items()
+            user: await stack.enter_async_context(player(url, t, course.course_id))
+            for user, t in tokens.items()
         }
 
         async def beat(step: int, user: int, video: int) -> None:
@@ -372,7 +446,7 @@ def scratch_on_disk() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-async def main_async(part: str, n_players: int, seconds: float) -> None:
+async def main_async(part: str, n_players: int, seconds: float, every: float) -> None:
     async with bridge.open_bridge(), durable_postgres() as server:
         version = await bridge.call(_server_version, server)
         print(
@@ -380,27 +454,58 @@ async def main_async(part: str, n_players: int, seconds: float) -> None:
             f"{platform.node()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
             f"{n_players} players, {seconds:g} s per path"
         )
-        header = (
-            "| path | updates/s | latency p50 / p99 (ms) | transactions/update "
-            "| server CPU ms/update |"
-        )
+        targets: list[tuple[str, bool]] = []
         if part in ("all", "writer"):
-            runs = await writer_part(server, n_players, seconds)
+            naive, group = await writer_part(server, n_players, seconds)
             print(f"\n(a) in process, through the bridge, pool of {POOL}")
-            print(header + " vs naive |")
-            print("|---|---|---|---|---|---|")
-            for run in runs:
-                print(run.row(runs[0] if run is not runs[0] else None))
-        if part in ("all", "http"):
-            with tempfile.TemporaryDirectory(prefix="lms-bench-nodes-") as work_dir:
-                runs = await http_part(server, n_players, seconds, Path(work_dir))
-            print(
-                f"\n(b) over HTTP: one node (`lms serve`), pool of {POOL}, keep-alive connections"
+            print_table([naive, group], rows=False)
+            targets.append(
+                ("writer alone >= 10x the naive writes/s", group.rate >= 10 * naive.rate)
             )
-            print(header + " progress rows/s | vs naive |")
-            print("|---|---|---|---|---|---|---|")
-            for index, run in enumerate(runs):
-                print(run.row(runs[index - 1] if index % 2 else None))
+        if part in ("all", "nodes"):
+            with tempfile.TemporaryDirectory(prefix="lms-bench-nodes-") as work_dir:
+                saturated, paced = await node_part(
+                    server, n_players, seconds, every, Path(work_dir)
+                )
+            print(
+                f"\n(b, c) end to end, closed loop: one node (`lms serve`) per row, pool of {POOL};"
+                " keep-alive HTTP connections, one WebSocket per player"
+            )
+            print_table(saturated, rows=True)
+            print(
+                f"\n(d) end to end, paced: each player sends a heartbeat every {every:g} s"
+                f" (offered {n_players / every:,.0f}/s)"
+            )
+            print_table(paced, rows=False)
+            http_naive, http_group, ws_naive, ws_group = saturated
+            ws_paced = paced[3]
+            targets += [
+                ("HTTP: at least the naive updates/s", http_group.rate >= http_naive.rate),
+                (
+                    "HTTP: at least 10x fewer transactions per update",
+                    http_group.per_update <= http_naive.per_update / 10,
+                ),
+                ("WebSocket: >= 1.5x the naive updates/s", ws_group.rate >= 1.5 * ws_naive.rate),
+                ("WebSocket: <= 0.05 transactions per update", ws_group.per_update <= 0.05),
+                (
+                    f"WebSocket: p99 <= 50 ms at {n_players / every:,.0f} updates/s offered",
+                    ws_paced.p99 <= 0.050,
+                ),
+            ]
+        print("\ntargets:")
+        for target, met in targets:
+            print(f"  {'met   ' if met else 'MISSED'}  {target}")
+
+
+def print_table(runs: list[Run], *, rows: bool) -> None:
+    """Rows in pairs: each path's naive run, then its ProgressWriter run compared with it."""
+    print(
+        "| path | updates/s | latency p50 / p99 (ms) | write transactions/update "
+        "| server CPU ms/update |" + (" progress rows/s |" if rows else "") + " vs naive |"
+    )
+    print("|---" * (7 if rows else 6) + "|")
+    for index, run in enumerate(runs):
+        print(run.row(runs[index - 1] if index % 2 else None))
 
 
 async def _server_version(dsn: str) -> str:
@@ -415,9 +520,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--players", type=int, default=200, help="concurrent players")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured time per path")
-    parser.add_argument("--part", choices=["all", "writer", "http"], default="all")
+    parser.add_argument(
+        "--every", type=float, default=0.5, help="seconds between a player's paced heartbeats"
+    )
+    parser.add_argument("--part", choices=["all", "writer", "nodes"], default="all")
     args = parser.parse_args()
-    trio.run(main_async, args.part, args.players, args.seconds)
+    trio.run(main_async, args.part, args.players, args.seconds, args.every)
 
 
 if __name__ == "__main__":
