@@ -21,9 +21,9 @@ from av.video.frame import VideoFrame
 from media.rendition import FinishedRendition, RenditionWriter
 
 # Items waiting per lane (pictures and audio packets). Each waiting picture holds a decoded
-# frame (3 MB at 1080p); more depth bought no speed in tests/bench/transcode.py, and 64 cost
-# 60 MB more than 16.
-QUEUE_DEPTH = 16
+# frame (3 MB at 1080p); more depth bought no speed in tests/bench/transcode.py, 64 cost 60 MB
+# more than 16, and 8 costs 8 MB less than 16 at the same speed (4 is slower).
+QUEUE_DEPTH = 8
 
 
 @dataclass(frozen=True, slots=True)

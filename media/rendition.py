@@ -12,7 +12,6 @@ from that thread once, when the HLS playlist first lists a segment.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -49,6 +48,7 @@ class RenditionWriter:
         hls_dir: Path | None,
         preview: PreviewWindow | None,
         on_playable: Callable[[RenditionWriter], None],
+        threads: int = 1,
     ) -> None:
         self.rung = rung
         self._rate = rate
@@ -65,11 +65,11 @@ class RenditionWriter:
         self._video.height = rung.height
         self._video.pix_fmt = "yuv420p"
         # Frame threads, as the ffmpeg command line uses: PyAV opens encoders with slice
-        # threads, and the choice must be made before the encoder opens. One thread a core
-        # rather than x264's own 1.5, meant for an encoder alone: here the renditions encode
-        # side by side, and each thread holds frames (40 MB less at 1080p on two cores).
+        # threads, and the choice must be made before the encoder opens. `threads` is set by
+        # the caller: the renditions encode side by side, each frame thread holds frames, and
+        # only the largest rendition needs more than its own lane's thread to keep pace.
         self._video.thread_type = "AUTO"
-        self._video.codec_context.thread_count = len(os.sched_getaffinity(0))
+        self._video.codec_context.thread_count = threads
         streams = [self._video]
         self._audio = None
         if audio:
