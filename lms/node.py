@@ -29,6 +29,7 @@ from lms.catalog.service import Catalog
 from lms.config import Settings
 from lms.demo import DemoLogins, seed_demo
 from lms.health import NodeHealth
+from lms.heap import settle_after_startup
 from lms.http.app import create_app
 from lms.http.wire import Services
 from lms.jobs.pool import start_transcoder_pool
@@ -175,6 +176,7 @@ async def serve(
                         )
                     )
                     serving = True
+                    settle_after_startup()
                     _announce(binds[0], settings, demo)
                     task_status.started(binds[0])
             log.info("node_stopped", node_id=settings.node_id)

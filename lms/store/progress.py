@@ -207,29 +207,32 @@ async def _update(
     rows: Sequence[tuple[Key, Progress, ContentRules]],
     now: datetime,
 ) -> None:
+    """Write the changed rows back in one statement: one Bind of column arrays costs the node
+    far less than `executemany`'s message per row. `played` travels as an array literal per row
+    (arrays of arrays must be rectangular in PostgreSQL)."""
     if not rows:
         return
-    await conn.executemany(
+    await conn.execute(
         """
-        UPDATE progress
-        SET position = $3, position_at = $4, played = $5, watched_seconds = $6, duration = $7,
-            completed_at = $8, updated_at = $9
-        WHERE user_id = $1 AND content_id = $2
+        UPDATE progress p
+        SET position = k.position, position_at = k.position_at, played = k.played::float8[],
+            watched_seconds = k.watched, duration = k.duration, completed_at = k.completed_at,
+            updated_at = $9
+        FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::timestamptz[], $5::text[],
+                    $6::float8[], $7::float8[], $8::timestamptz[])
+            AS k (user_id, content_id, position, position_at, played, watched, duration,
+                  completed_at)
+        WHERE p.user_id = k.user_id AND p.content_id = k.content_id
         """,
-        [
-            (
-                user,
-                content,
-                progress.position,
-                progress.position_at,
-                _flatten(progress.played),
-                watched_within(progress, rules),
-                rules.duration,
-                progress.completed_at,
-                now,
-            )
-            for (user, content), progress, rules in rows
-        ],
+        [user for (user, _), _, _ in rows],
+        [content for (_, content), _, _ in rows],
+        [progress.position for _, progress, _ in rows],
+        [progress.position_at for _, progress, _ in rows],
+        [_array_literal(progress.played) for _, progress, _ in rows],
+        [watched_within(progress, rules) for _, progress, rules in rows],
+        [rules.duration for _, _, rules in rows],
+        [progress.completed_at for _, progress, _ in rows],
+        now,
     )
 
 
@@ -242,8 +245,9 @@ def _progress(row: asyncpg.Record) -> Progress:
     )
 
 
-def _flatten(played: Segments) -> list[float]:
-    return [bound for segment in played for bound in segment]
+def _array_literal(played: Segments) -> str:
+    """`played` flattened as a PostgreSQL array literal; `repr` round-trips every float."""
+    return "{" + ",".join(repr(bound) for segment in played for bound in segment) + "}"
 
 
 def _pairs(flat: Sequence[float]) -> Segments:
