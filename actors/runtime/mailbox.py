@@ -213,8 +213,10 @@ class Inbox(Generic[M]):
         self._receive = receive
         self._shared = shared
         self._idle_timeout = idle_timeout
-        # Weak, so that a reply the actor drops is still collected and wakes its asker.
-        self._in_flight: weakref.WeakSet[Reply[Any]] = weakref.WeakSet()
+        # Weak, so that a reply the actor drops is still collected and wakes its asker. Made on
+        # the first ask: most actors are only told things, and a WeakSet costs ~700 bytes, which
+        # thousands of per-user actors would pay for nothing.
+        self._in_flight: weakref.WeakSet[Reply[Any]] | None = None
 
     @property
     def name(self) -> str:
@@ -312,6 +314,8 @@ class Inbox(Generic[M]):
         message, reply = envelope
         self._shared.received += 1
         if reply is not None:
+            if self._in_flight is None:
+                self._in_flight = weakref.WeakSet()
             self._in_flight.add(reply)
         return message
 
@@ -321,12 +325,12 @@ class Inbox(Generic[M]):
         Called when an incarnation crashes: it took those requests with it. The next
         incarnation starts from the queue, not from what the last one was holding.
         """
-        for reply in list(self._in_flight):
+        for reply in list(self._in_flight or ()):
             if not reply.done:
                 stopped = ActorStopped(self.name, "crashed while handling the request")
                 stopped.__cause__ = cause
                 reply._abandon(stopped)
-        self._in_flight.clear()
+        self._in_flight = None
 
     def __repr__(self) -> str:
         return f"<Inbox {self.name!r}>"
