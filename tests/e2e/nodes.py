@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +78,20 @@ async def _read_banner(stdout: trio.abc.ReceiveStream) -> str | None:
             return None
         seen += chunk
     return seen.split(BANNER, 1)[1].split(b"\n", 1)[0].decode().strip()
+
+
+async def output_lines(stream: trio.abc.ReceiveStream | None) -> AsyncIterator[str]:
+    """The lines a child process writes to `stream`, stripped, until it closes it."""
+    assert stream is not None
+    buffer = b""
+    while True:
+        while b"\n" not in buffer:
+            chunk = await stream.receive_some()
+            if not chunk:
+                return
+            buffer += chunk
+        line, buffer = buffer.split(b"\n", 1)
+        yield line.decode().strip()
 
 
 async def run_cli(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[bytes]:

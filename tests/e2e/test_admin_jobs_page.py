@@ -11,16 +11,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 import trio
 
-from tests.e2e.nodes import SECRET, NodeProcess, node_env, run_cli, start_node
+from tests.e2e.admins import ADMIN, Admin, create_admin, signed_in
+from tests.e2e.nodes import SECRET, NodeProcess, node_env, output_lines, start_node
 from tests.media.clips import write_clip, write_text
 
 pytestmark = pytest.mark.e2e
 
-ADMIN = ("ops@school.org", "admin-password")
 DEADLINE = 60.0
 
 
@@ -48,30 +47,20 @@ async def node(database_url: str, redis_url: str, tmp_path: Path) -> AsyncIterat
         assert await node.stop() == 0, node.log()
 
 
-async def create_admin(env: dict[str, str]) -> None:
-    created = await run_cli("createadmin", "--email", ADMIN[0], "--password", ADMIN[1], env=env)
-    assert created.returncode == 0, created.stderr.decode()
-
-
 class JobsPage:
     """The page open in the driver process: ask it for a job's row once it shows a status."""
 
     def __init__(self, browser: trio.Process, log: Path) -> None:
         assert browser.stdin is not None
-        assert browser.stdout is not None
         self._stdin = browser.stdin
-        self._stdout = browser.stdout
-        self._buffer = b""
+        self._lines = output_lines(browser.stdout)
         self.log = log
 
     async def line(self) -> str:
-        while b"\n" not in self._buffer:
-            chunk = await self._stdout.receive_some()
-            if not chunk:
-                raise AssertionError(f"the browser driver quit:\n{await self.errors()}")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode().strip()
+        try:
+            return await anext(self._lines)
+        except StopAsyncIteration:
+            raise AssertionError(f"the browser driver quit:\n{await self.errors()}") from None
 
     async def errors(self) -> str:
         return await trio.Path(self.log).read_text()
@@ -102,22 +91,16 @@ async def jobs_page(node: NodeProcess, log: Path) -> AsyncIterator[JobsPage]:
         await browser.wait()
 
 
-@asynccontextmanager
-async def signed_in(node: NodeProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=node.url, timeout=10) as api:
-        login = await api.post("/api/v1/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]})
-        api.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-        yield api
-
-
-async def upload(api: httpx.AsyncClient, path: Path) -> int:
+async def upload(admin: Admin, path: Path) -> int:
     """Upload `path` as a new lecture's video; its transcode job's id."""
-    course = (await api.post("/api/v1/courses", json={"title": "Optics"})).json()
+    api, auth = admin.client, admin.auth
+    course = (await api.post("/api/v1/courses", json={"title": "Optics"}, headers=auth)).json()
     contents = f"/api/v1/courses/{course['id']}/contents"
-    content = (await api.post(contents, json={"title": "Lenses", "kind": "video"})).json()
+    content = await api.post(contents, json={"title": "Lenses", "kind": "video"}, headers=auth)
     response = await api.post(
-        f"{contents}/{content['id']}/video",
+        f"{contents}/{content.json()['id']}/video",
         files={"file": (path.name, await trio.Path(path).read_bytes())},
+        headers=auth,
     )
     assert response.status_code == 202, response.text
     return response.json()["id"]
@@ -127,8 +110,8 @@ async def test_an_admin_sees_a_fresh_upload_become_ready_without_reloading_the_j
     node: NodeProcess, tmp_path: Path, lecture: Path
 ) -> None:
     with trio.fail_after(DEADLINE):
-        async with jobs_page(node, tmp_path / "browser.log") as page, signed_in(node) as api:
-            job_id = await upload(api, lecture)
+        async with jobs_page(node, tmp_path / "browser.log") as page, signed_in(node.url) as admin:
+            job_id = await upload(admin, lecture)
             ready = await page.row(job_id, "ready")
     assert ready.pop("worker")  # the slot that ran it
     assert ready == {
@@ -146,8 +129,8 @@ async def test_an_admin_sees_a_broken_upload_fail_with_its_reason_on_the_jobs_pa
 ) -> None:
     notes = write_text(tmp_path / "lecture.mp4")
     with trio.fail_after(DEADLINE):
-        async with jobs_page(node, tmp_path / "browser.log") as page, signed_in(node) as api:
-            job_id = await upload(api, notes)
+        async with jobs_page(node, tmp_path / "browser.log") as page, signed_in(node.url) as admin:
+            job_id = await upload(admin, notes)
             failed = await page.row(job_id, "failed")
     assert failed["error"] == "not a video file", failed
     assert (failed["attempts"], failed["same_page"]) == ("1 / 3", True)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 import trio
 
-from tests.e2e.nodes import SECRET, node_env, run_cli, start_node
+from tests.e2e.nodes import SECRET, node_env, output_lines, run_cli, start_node
 from tests.live_client import live_socket, progress_path
 from tests.live_setup import make_course
 from tests.lms.http.conftest import PASSWORD, log_in, make_instructor, sign_up
@@ -48,7 +47,7 @@ async def test_a_learners_heartbeat_shows_up_on_the_instructors_live_page(
             )
         try:
             with trio.fail_after(DEADLINE):
-                lines = _lines(browser.stdout)
+                lines = output_lines(browser.stdout)
                 assert await anext(lines, "") == "live", browser_log.read_text()
                 async with live_socket(
                     node.url, progress_path(course.id), learner.access_token, device_id="laptop"
@@ -75,16 +74,3 @@ async def test_a_learners_heartbeat_shows_up_on_the_instructors_live_page(
         }
     finally:
         await node.stop()
-
-
-async def _lines(stream: trio.abc.ReceiveStream | None) -> AsyncIterator[str]:
-    assert stream is not None
-    buffer = b""
-    while True:
-        while b"\n" not in buffer:
-            chunk = await stream.receive_some()
-            if not chunk:
-                return
-            buffer += chunk
-        line, buffer = buffer.split(b"\n", 1)
-        yield line.decode().strip()
