@@ -11,6 +11,12 @@ answers each asker with its outcome. So an answer always means "committed": a no
 grows with the load and the cost of a commit is shared by everyone in it: latency is bounded by
 about one batch, and throughput grows with the load.
 
+At light load that alone would commit nearly every update on its own, each paying a whole
+transaction's round trips (then most of the node's CPU per update). So a batch starts at most
+every `gather` seconds: an update that finds the writer idle for longer is taken at once, and the
+ones arriving within `gather` of the last start wait for the next and share its commit. Under
+load a commit takes longer than `gather` anyway, and the window adds nothing.
+
 What a batch does with each write (refuse it, or merge it) is decided inside `commit` against
 what is stored, so one bad write is refused on its own and the rest of the batch is stored. A
 batch whose commit raises fails every asker in it with `BatchFailed` (nothing of it was stored,
@@ -26,6 +32,7 @@ The writer imports no storage: `commit` is passed in (the node passes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -43,6 +50,9 @@ Commit = Callable[[list[ProgressWrite]], Awaitable[list[Outcome]]]
 
 # A batch this large commits in a few milliseconds; larger ones only delay their first answer.
 MAX_BATCH = 256
+# The shortest time between two batch starts: the most it adds to an answer, small beside a
+# heartbeat's period (seconds); at most 1/GATHER commits a second.
+GATHER = 0.01
 # Room for a few batches while one commits; beyond that, senders wait (back-pressure).
 CAPACITY = 1024
 # The longest the writer waits on the event sink per batch before dropping the rest.
@@ -127,22 +137,29 @@ class ProgressWriter:
         publish: EventSink,
         *,
         max_batch: int = MAX_BATCH,
+        gather: float = GATHER,
         publish_budget: float = PUBLISH_BUDGET,
         tally: _Tally | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, not {max_batch}")
+        if not gather >= 0:
+            raise ValueError(f"gather must be >= 0 seconds, not {gather!r}")
         self._inbox = inbox
         self._commit = commit
         self._publish = publish
         self._max_batch = max_batch
+        self._gather = gather
         self._publish_budget = publish_budget
         self._tally = _Tally() if tally is None else tally
         self._log = structlog.get_logger().bind(actor=inbox.name)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        started_at = -math.inf
         async for first in self._inbox:
+            await trio.sleep_until(started_at + self._gather)
+            started_at = trio.current_time()
             batch = [first]
             while len(batch) < self._max_batch:
                 try:
@@ -233,6 +250,7 @@ async def start_progress_writer(
     name: str = "progress_writer",
     capacity: int = CAPACITY,
     max_batch: int = MAX_BATCH,
+    gather: float = GATHER,
     publish_budget: float = PUBLISH_BUDGET,
 ) -> ProgressWrites:
     """Start a writer under `supervisor` (restarted on the same mailbox if it crashes)."""
@@ -244,6 +262,7 @@ async def start_progress_writer(
             commit=commit,
             publish=publish,
             max_batch=max_batch,
+            gather=gather,
             publish_budget=publish_budget,
             tally=tally,
         ),

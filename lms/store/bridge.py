@@ -11,6 +11,12 @@ trio. Each crossing costs a round trip through both schedulers, so callers that 
 operations that belong together (acquire a connection, open a transaction, run three statements)
 write them as one asyncio coroutine function and cross once.
 
+One change to trio-asyncio's loop, made here: it runs one asyncio callback per trio scheduling
+pass, and a database round trip is several callbacks (data received, the task's step, the
+reader's synchronisation), each then paying a whole pass (an epoll call, the run queue) under
+load. `_run_ready_together` makes each pass run every callback that was ready when it began, as
+asyncio's own loop does; callbacks those schedule wait for the next pass, so neither side starves.
+
 This module is the only one that imports trio_asyncio.
 """
 
@@ -20,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import ParamSpec, TypeVar
 
+import trio
 import trio_asyncio
 
 P = ParamSpec("P")
@@ -29,8 +36,27 @@ T = TypeVar("T")
 @asynccontextmanager
 async def open_bridge() -> AsyncIterator[None]:
     """Run an asyncio loop for as long as the block lasts; tasks started inside inherit it."""
-    async with trio_asyncio.open_loop():
+    async with trio_asyncio.open_loop() as loop:
+        _run_ready_together(loop)
         yield
+
+
+def _run_ready_together(loop: trio_asyncio.TrioEventLoop) -> None:
+    # The loop's main task looks `_main_loop_one` up on the instance at every pass, so this
+    # reaches this loop only. Pinned to trio-asyncio's internals: `_main_loop_one(no_wait=True)`
+    # runs one due timer or one queued callback without waiting, raising WouldBlock when there
+    # is none; `_q_recv` is the callback queue.
+    run_one = loop._main_loop_one
+
+    async def run_ready(no_wait: bool = False) -> None:
+        await run_one(no_wait)
+        for _ in range(loop._q_recv.statistics().current_buffer_used):
+            try:
+                await run_one(no_wait=True)
+            except trio.WouldBlock:
+                return
+
+    loop._main_loop_one = run_ready
 
 
 async def call(fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -12,6 +12,7 @@ from functools import partial
 import asyncpg
 import pytest
 import trio
+import trio.testing
 
 from actors.progress_writer import BatchFailed, ProgressWrites, start_progress_writer
 from actors.runtime import Supervisor
@@ -161,6 +162,36 @@ async def test_many_concurrent_updates_share_a_few_transactions(database_url: st
             return await conn.fetchval("SELECT count(*) FROM progress WHERE watched_seconds = 30")
 
         assert await db.transaction(rows) == 500
+
+
+async def test_updates_arriving_right_after_a_commit_began_share_the_next_one(
+    database_url: str,
+) -> None:
+    """At light load each heartbeat would pay a whole transaction: a batch starts at most every
+    `gather` seconds, so the updates that arrive in between wait and commit together."""
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed, learners=3)
+        commit = CountedCommit(db)
+        async with running_writer(commit, gather=0.5) as writes:
+            answers: list[Written | Refused] = []
+
+            async def send(user: int) -> None:
+                write = heartbeat(user, course.videos[0], (0, 30))
+                answers.append(await writes.record(write, timeout=TIMEOUT))
+
+            await send(course.learners[0])  # an idle writer takes it at once
+            assert commit.transactions == 1
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send, course.learners[1])
+                # Everything is parked: the writer holds the update, not yet committing it.
+                await trio.testing.wait_all_tasks_blocked()
+                assert commit.transactions == 1
+                nursery.start_soon(send, course.learners[2])
+
+        assert len(answers) == 3
+        assert all(isinstance(a, Written) for a in answers)
+        assert commit.transactions == 2
+        assert writes.statistics().largest_batch == 2
 
 
 async def test_a_refused_write_does_not_fail_the_rest_of_its_batch(database_url: str) -> None:

@@ -1,0 +1,82 @@
+"""The trio -> asyncio bridge: what crosses it, and that both schedulers keep running."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import trio
+
+from lms.store import bridge
+
+
+async def test_results_and_exceptions_cross_unchanged() -> None:
+    async def double(x: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * x
+
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise LookupError("no such row")
+
+    async with bridge.open_bridge():
+        assert await bridge.call(double, 21) == 42
+        with pytest.raises(LookupError, match="no such row"):
+            await bridge.call(fail)
+
+
+async def test_cancelling_the_trio_caller_cancels_the_asyncio_work() -> None:
+    cancelled = trio.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with bridge.open_bridge():
+        with trio.move_on_after(0.05) as scope:
+            await bridge.call(forever)
+        assert scope.cancelled_caught
+        with trio.fail_after(5):
+            await cancelled.wait()
+
+
+async def test_callbacks_run_in_the_order_they_were_scheduled() -> None:
+    async def schedule() -> list[int]:
+        loop = asyncio.get_running_loop()
+        seen: list[int] = []
+        done = loop.create_future()
+        for i in range(1000):
+            loop.call_soon(seen.append, i)
+        loop.call_soon(done.set_result, None)
+        await done
+        return seen
+
+    async with bridge.open_bridge():
+        assert await bridge.call(schedule) == list(range(1000))
+
+
+async def test_an_asyncio_task_that_never_waits_does_not_starve_trio() -> None:
+    """Each trio pass runs the asyncio callbacks that were ready when it began, not the ones
+    they schedule: an asyncio task yielding with sleep(0) in a loop leaves trio its turn."""
+    spins = 20_000
+    trio_ran_at: list[int] = []
+    spun = 0
+
+    async def spin() -> None:
+        nonlocal spun
+        for spun in range(1, spins + 1):  # noqa: B007 (read by the trio task)
+            await asyncio.sleep(0)
+
+    async def trio_side() -> None:
+        await trio.lowlevel.checkpoint()
+        trio_ran_at.append(spun)
+
+    async with bridge.open_bridge(), trio.open_nursery() as nursery:
+        nursery.start_soon(bridge.call, spin)
+        await trio.lowlevel.checkpoint()
+        nursery.start_soon(trio_side)
+    assert trio_ran_at
+    assert trio_ran_at[0] < spins
