@@ -20,8 +20,7 @@ again: whatever other nodes missed while the link was down is replaced by the cu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -91,10 +90,25 @@ class BusStatistics:
     transport: TransportStatistics | None
 
 
-@dataclass(eq=False, slots=True)
-class _Subscriber:
-    deliver: Deliver
-    rejoined: Rejoined | None
+class Subscription:
+    """One subscriber of one channel, for as long as its `with` block lasts (see
+    `Bus.subscribe`). A class rather than a generator-based context manager: every room and
+    session holds one for its whole life, and a suspended generator costs ~400 bytes more."""
+
+    __slots__ = ("_bus", "channel", "deliver", "rejoined")
+
+    def __init__(self, bus: Bus, channel: str, deliver: Deliver, rejoined: Rejoined | None) -> None:
+        self._bus = bus
+        self.channel = channel
+        self.deliver = deliver
+        self.rejoined = rejoined
+
+    def __enter__(self) -> Subscription:
+        self._bus._add(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._bus._remove(self)
 
 
 class Bus:
@@ -105,7 +119,7 @@ class Bus:
 
     def __init__(self, transport: Transport | None = None) -> None:
         self._transport = transport
-        self._channels: dict[str, list[_Subscriber]] = {}
+        self._channels: dict[str, list[Subscription]] = {}
         self._published = 0
         self._delivered = 0
 
@@ -115,25 +129,13 @@ class Bus:
             await trio.sleep_forever()
         await self._transport.run(self.deliver_local, self._rejoined, task_status=task_status)
 
-    @contextmanager
     def subscribe(
         self, channel: str, deliver: Deliver, *, rejoined: Rejoined | None = None
-    ) -> Iterator[None]:
+    ) -> Subscription:
         """Deliver `channel`'s messages, from this node and others, to `deliver` while the
-        block lasts; call `rejoined` after the link to other nodes comes back."""
-        subscriber = _Subscriber(deliver, rejoined)
-        subscribers = self._channels.setdefault(channel, [])
-        subscribers.append(subscriber)
-        if len(subscribers) == 1 and self._transport is not None:
-            self._transport.subscribe(channel)
-        try:
-            yield
-        finally:
-            subscribers.remove(subscriber)
-            if not subscribers:
-                del self._channels[channel]
-                if self._transport is not None:
-                    self._transport.unsubscribe(channel)
+        ``with`` block of the returned subscription lasts; call `rejoined` after the link to
+        other nodes comes back."""
+        return Subscription(self, channel, deliver, rejoined)
 
     def publish(self, channel: str, message: LiveMessage, *, here: bool = True) -> None:
         """Deliver `message` to this node's subscribers of `channel` now (unless `here` is
@@ -166,6 +168,21 @@ class Bus:
             delivered=self._delivered,
             transport=None if self._transport is None else self._transport.statistics(),
         )
+
+    def _add(self, subscription: Subscription) -> None:
+        subscribers = self._channels.setdefault(subscription.channel, [])
+        subscribers.append(subscription)
+        if len(subscribers) == 1 and self._transport is not None:
+            self._transport.subscribe(subscription.channel)
+
+    def _remove(self, subscription: Subscription) -> None:
+        channel = subscription.channel
+        subscribers = self._channels[channel]
+        subscribers.remove(subscription)
+        if not subscribers:
+            del self._channels[channel]
+            if self._transport is not None:
+                self._transport.unsubscribe(channel)
 
     def _rejoined(self) -> None:
         for subscribers in tuple(self._channels.values()):

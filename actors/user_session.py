@@ -67,6 +67,18 @@ class UserSession:
     carries the newer state anyway).
     """
 
+    # A node holds one per connected user: slots keep each a few hundred bytes smaller.
+    __slots__ = (
+        "_address",
+        "_bus",
+        "_connections",
+        "_cut",
+        "_inbox",
+        "_missed",
+        "_pushed",
+        "user_id",
+    )
+
     def __init__(
         self,
         user_id: int,

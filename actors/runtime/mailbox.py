@@ -2,20 +2,23 @@
 
 Theory of operation
 -------------------
-`open_mailbox` makes one trio memory channel with a fixed buffer. Its send side is wrapped in an
-`Address`, the only handle other code ever holds; its receive side in an `Inbox`, held by the
-actor and owned by whoever opened the mailbox (normally a `Supervisor`).
+`open_mailbox` makes one `_Queue`: a bounded FIFO with the senders parked for room and the one
+receiver parked for a message, as a trio memory channel would be, at a tenth of its size (a
+node runs an actor per connected user, and a channel's state costs ~2.5 KB of each one's
+memory). Its sending side is wrapped in an `Address`, the only handle other code ever holds;
+its receiving side in an `Inbox`, held by the actor and owned by whoever opened the mailbox
+(normally a `Supervisor`).
 
-Each item in the channel is an envelope ``(message, reply or None)``. `Address.ask` puts the
+Each item in the queue is an envelope ``(message, reply or None)``. `Address.ask` puts the
 `Reply` it created in the envelope as well as in the message, so the inbox knows which replies
 it handed to the actor. When an incarnation of the actor crashes, its supervisor fails the
 unanswered ones with `ActorStopped` at once (`Inbox._abandon_in_flight`); without that, the
 crash's traceback would keep them alive and their askers would wait for their timeouts.
 
-Only the inbox side closes. `Address` has no ``close()``: every holder shares the one send
-channel, and "no more messages" is the owner's decision, not a sender's. Once the inbox is
-closed, `tell` and `ask` raise `ActorStopped`. Closing drains the buffer first, failing every
-queued ask with `ActorStopped`; queued tells are dropped and counted.
+Only the inbox side closes. `Address` has no ``close()``: every holder shares the one queue, and
+"no more messages" is the owner's decision, not a sender's. Once the inbox is closed, `tell`
+and `ask` raise `ActorStopped`. Closing takes what was queued (senders parked for room are let
+in first), failing every queued ask with `ActorStopped`; queued tells are dropped and counted.
 
 Retirement (`Inbox.receive_or_idle`) closes the inbox only when its buffer is empty and no sender
 is waiting for room, checking and closing with no checkpoint in between. Trio is cooperative, so
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import enum
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -76,23 +80,126 @@ class MailboxStatistics:
     closed: bool
 
 
-class _Shared:
-    """What both ends of one mailbox can see: its name and the count of received messages."""
+class _Queue(Generic[M]):
+    """One mailbox, shared by its two ends: the envelopes waiting, the senders parked for room
+    (in arrival order), the receiver parked for an envelope, and the count received.
 
-    __slots__ = ("name", "received")
+    Follows trio's channel conventions: a blocking operation always checkpoints, and an
+    operation that gives up on cancellation has done nothing.
+    """
 
-    def __init__(self, name: str) -> None:
+    __slots__ = ("_buffer", "_receiver", "_senders", "capacity", "closed", "name", "received")
+
+    def __init__(self, capacity: int, name: str) -> None:
         self.name = name
+        self.capacity = capacity
         self.received = 0
+        self.closed = False
+        # Made when needed and dropped once empty: most actors sit idle with nothing queued.
+        self._buffer: deque[_Envelope[M]] | None = None
+        self._senders: dict[trio.lowlevel.Task, _Envelope[M]] = {}
+        self._receiver: trio.lowlevel.Task | None = None
 
-    def statistics(self, channel: trio.MemoryChannelStatistics) -> MailboxStatistics:
+    def put_nowait(self, envelope: _Envelope[M]) -> None:
+        if self.closed:
+            raise ActorStopped(self.name)
+        if self._receiver is not None:  # it waits, so nothing is queued: hand it over
+            receiver, self._receiver = self._receiver, None
+            trio.lowlevel.reschedule(receiver, outcome.Value(envelope))
+            return
+        if self._buffer is None:
+            self._buffer = deque()
+        elif len(self._buffer) >= self.capacity:
+            raise MailboxFull(self.name, self.capacity)
+        self._buffer.append(envelope)
+
+    async def put(self, envelope: _Envelope[M]) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self.put_nowait(envelope)
+        except MailboxFull:
+            pass
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        task = trio.lowlevel.current_task()
+        self._senders[task] = envelope
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            del self._senders[task]
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def get_nowait(self) -> _Envelope[M]:
+        if self.closed:
+            raise trio.ClosedResourceError("this mailbox is closed")
+        buffer = self._buffer
+        if not buffer:  # senders only wait on a full buffer, so none waits on an empty one
+            raise trio.WouldBlock
+        envelope = buffer.popleft()
+        if self._senders:  # the first one waiting takes the freed place
+            sender = next(iter(self._senders))
+            buffer.append(self._senders.pop(sender))
+            trio.lowlevel.reschedule(sender)
+        elif not buffer:
+            self._buffer = None
+        return envelope
+
+    async def get(self) -> _Envelope[M]:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            envelope = self.get_nowait()
+        except trio.WouldBlock:
+            pass
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return envelope
+        if self._receiver is not None:
+            raise trio.BusyResourceError("another task is already receiving from this mailbox")
+        self._receiver = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._receiver = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        envelope: _Envelope[M] = await trio.lowlevel.wait_task_rescheduled(abort)
+        return envelope
+
+    @property
+    def depth(self) -> int:
+        return len(self._buffer) if self._buffer else 0
+
+    @property
+    def empty(self) -> bool:
+        """Nothing queued and no sender waiting for room."""
+        return not self._buffer and not self._senders
+
+    def close(self) -> list[_Envelope[M]]:
+        """Refuse every later send; return what was queued, the parked senders' envelopes last
+        (they are let in, as if there had been room). A parked receiver gets
+        `trio.ClosedResourceError`."""
+        self.closed = True
+        left = list(self._buffer or ())
+        self._buffer = None
+        for sender, envelope in self._senders.items():
+            left.append(envelope)
+            trio.lowlevel.reschedule(sender)
+        self._senders.clear()
+        if self._receiver is not None:
+            receiver, self._receiver = self._receiver, None
+            error = trio.ClosedResourceError("this mailbox is closed")
+            trio.lowlevel.reschedule(receiver, outcome.Error(error))
+        return left
+
+    def statistics(self) -> MailboxStatistics:
         return MailboxStatistics(
             name=self.name,
-            depth=channel.current_buffer_used,
-            capacity=int(channel.max_buffer_size),
-            senders_waiting=channel.tasks_waiting_send,
+            depth=self.depth,
+            capacity=self.capacity,
+            senders_waiting=len(self._senders),
             received=self.received,
-            closed=channel.open_receive_channels == 0,
+            closed=self.closed,
         )
 
 
@@ -115,20 +222,19 @@ class Address(Generic[M]):
     `ActorStopped`.
     """
 
-    __slots__ = ("_send", "_shared")
+    __slots__ = ("_queue",)
 
-    def __init__(self, send: trio.MemorySendChannel[_Envelope[M]], shared: _Shared) -> None:
-        self._send = send
-        self._shared = shared
+    def __init__(self, queue: _Queue[M]) -> None:
+        self._queue = queue
 
     @property
     def name(self) -> str:
-        return self._shared.name
+        return self._queue.name
 
     @property
     def closed(self) -> bool:
         """True once the actor's inbox is closed; every send then raises `ActorStopped`."""
-        return self._send.statistics().open_receive_channels == 0
+        return self._queue.closed
 
     async def tell(self, message: M) -> None:
         """Queue `message`, waiting for room while the mailbox is full.
@@ -136,10 +242,7 @@ class Address(Generic[M]):
         Raises:
           ActorStopped: the inbox is (or, while waiting, becomes) closed.
         """
-        try:
-            await self._send.send((message, None))
-        except trio.BrokenResourceError:
-            raise ActorStopped(self.name) from None
+        await self._queue.put((message, None))
 
     def tell_nowait(self, message: M) -> None:
         """Queue `message` if there is room, without blocking.
@@ -148,12 +251,7 @@ class Address(Generic[M]):
           MailboxFull: the buffer is full; the message was not queued.
           ActorStopped: the inbox is closed.
         """
-        try:
-            self._send.send_nowait((message, None))
-        except trio.WouldBlock:
-            raise MailboxFull(self.name, int(self._send.statistics().max_buffer_size)) from None
-        except trio.BrokenResourceError:
-            raise ActorStopped(self.name) from None
+        self._queue.put_nowait((message, None))
 
     # ASYNC109: the timeout is the contract of ask, not an inherited deadline: it turns a
     # missing answer into AskTimeout (504 at the edge) instead of a Cancelled.
@@ -174,18 +272,16 @@ class Address(Generic[M]):
                 with trio.fail_after(timeout):
                     # No local keeps the Reply alive here: an actor that drops it must be
                     # the last owner, so that collecting it wakes us (see reply.py).
-                    await self._send.send(_ask_envelope(build, send))
+                    await self._queue.put(_ask_envelope(build, send))
                     result = await answers.receive()
             except trio.TooSlowError:
                 raise AskTimeout(self.name, timeout) from None
-            except trio.BrokenResourceError:
-                raise ActorStopped(self.name) from None
             except trio.EndOfChannel:
                 raise ActorStopped(self.name, "dropped the request without answering") from None
         return result.unwrap()
 
     def statistics(self) -> MailboxStatistics:
-        return self._shared.statistics(self._send.statistics())
+        return self._queue.statistics()
 
     def __repr__(self) -> str:
         return f"<Address {self.name!r}>"
@@ -202,16 +298,10 @@ class Inbox(Generic[M]):
           e.g. by receiving again after `receive_or_idle` returned `RETIRED`.
     """
 
-    __slots__ = ("_idle_timeout", "_in_flight", "_receive", "_shared")
+    __slots__ = ("_idle_timeout", "_in_flight", "_queue")
 
-    def __init__(
-        self,
-        receive: trio.MemoryReceiveChannel[_Envelope[M]],
-        shared: _Shared,
-        idle_timeout: float | None,
-    ) -> None:
-        self._receive = receive
-        self._shared = shared
+    def __init__(self, queue: _Queue[M], idle_timeout: float | None) -> None:
+        self._queue = queue
         self._idle_timeout = idle_timeout
         # Weak, so that a reply the actor drops is still collected and wakes its asker. Made on
         # the first ask: most actors are only told things, and a WeakSet costs ~700 bytes, which
@@ -220,7 +310,7 @@ class Inbox(Generic[M]):
 
     @property
     def name(self) -> str:
-        return self._shared.name
+        return self._queue.name
 
     @property
     def idle_timeout(self) -> float | None:
@@ -228,11 +318,11 @@ class Inbox(Generic[M]):
 
     @property
     def closed(self) -> bool:
-        return self._receive.statistics().open_receive_channels == 0
+        return self._queue.closed
 
     async def receive(self) -> M:
         """Wait for the next message."""
-        return self._open(await self._receive.receive())
+        return self._open(await self._queue.get())
 
     def receive_nowait(self) -> M:
         """Take the next message if one is waiting.
@@ -240,7 +330,7 @@ class Inbox(Generic[M]):
         Raises:
           trio.WouldBlock: the mailbox is empty.
         """
-        return self._open(self._receive.receive_nowait())
+        return self._open(self._queue.get_nowait())
 
     async def receive_or_idle(
         self, idle_timeout: float | None = None
@@ -259,8 +349,7 @@ class Inbox(Generic[M]):
             with trio.move_on_after(timeout):
                 return await self.receive()
             # No checkpoint from here to close(): this check and the closing are one step.
-            channel = self._receive.statistics()
-            if channel.current_buffer_used == 0 and channel.tasks_waiting_send == 0:
+            if self._queue.empty:
                 self.close()
                 return RETIRED
 
@@ -276,7 +365,7 @@ class Inbox(Generic[M]):
         return message
 
     def statistics(self) -> MailboxStatistics:
-        return self._shared.statistics(self._receive.statistics())
+        return self._queue.statistics()
 
     def close(self) -> int:
         """Close the mailbox; return how many queued messages were dropped. Idempotent.
@@ -287,17 +376,11 @@ class Inbox(Generic[M]):
         """
         if self.closed:
             return 0
-        dropped = 0
-        while True:
-            try:
-                _message, reply = self._receive.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-            dropped += 1
+        left = self._queue.close()
+        for _message, reply in left:
             if reply is not None:
                 reply._abandon(ActorStopped(self.name, "stopped before handling the request"))
-        self._receive.close()
-        return dropped
+        return len(left)
 
     def __enter__(self) -> Self:
         return self
@@ -312,7 +395,7 @@ class Inbox(Generic[M]):
 
     def _open(self, envelope: _Envelope[M]) -> M:
         message, reply = envelope
-        self._shared.received += 1
+        self._queue.received += 1
         if reply is not None:
             if self._in_flight is None:
                 self._in_flight = weakref.WeakSet()
@@ -361,9 +444,8 @@ class open_mailbox(tuple[Address[M], Inbox[M]]):
             raise ValueError(f"mailbox capacity must be a positive int, not {capacity!r}")
         if idle_timeout is not None and not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
-        send, receive = trio.open_memory_channel[_Envelope[M]](capacity)
-        shared = _Shared(name)
-        return Address(send, shared), Inbox(receive, shared, idle_timeout)
+        queue = _Queue[M](capacity, name)
+        return Address(queue), Inbox(queue, idle_timeout)
 
     def __init__(self, capacity: int, name: str, *, idle_timeout: float | None = None) -> None:
         pass  # never called: __new__ returns a tuple; here for type checkers' sake

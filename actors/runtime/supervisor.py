@@ -169,6 +169,13 @@ class _Child:
         if waiter is not None:
             waiter.started()
 
+    def log(self) -> FilteringBoundLogger:
+        """A logger bound to this child. Made when there is something to say, not kept: a
+        bound logger is ~600 bytes, and a node runs thousands of per-user actors. And per child
+        rather than per module: a module-level one is frozen at first use when structlog caches
+        loggers, and would miss a later configure() (or capture_logs)."""
+        return structlog.get_logger().bind(actor=self.name, **self.context)
+
     def statistics(self) -> ChildStatistics:
         return ChildStatistics(
             name=self.name,
@@ -354,14 +361,11 @@ class Supervisor:
     ) -> None:
         if task_status is not trio.TASK_STATUS_IGNORED:
             child.waiter = task_status
-        # A logger per child, not one per module: a module-level one is frozen at first use
-        # when structlog caches loggers, and would miss a later configure() (or capture_logs).
-        log = structlog.get_logger().bind(actor=child.name, **child.context)
         self._children[child] = None
         try:
-            await self._incarnate(child, log)
+            await self._incarnate(child)
         finally:
-            self._release(child, log)
+            self._release(child)
         if child.state is ChildState.FINISHED:
             child.announce()  # a start() still waiting gets the (closed) address, not an error
         elif child.gave_up is not None:
@@ -372,7 +376,7 @@ class Supervisor:
             else:
                 self._escalate(child.gave_up)
 
-    async def _incarnate(self, child: _Child, log: FilteringBoundLogger) -> None:
+    async def _incarnate(self, child: _Child) -> None:
         """Run incarnations until one finishes or the child is given up on."""
         while True:
             try:
@@ -382,33 +386,33 @@ class Supervisor:
                 crash = exc
             else:
                 child.move(ChildState.FINISHED)
-                log.info("actor_finished", restarts=child.restarts)
+                child.log().info("actor_finished", restarts=child.restarts)
                 return
             child.last_error = crash
             if child.inbox is not None:
                 child.inbox._abandon_in_flight(crash)
-            log.warning("actor_crashed", error=repr(crash), exc_info=crash)
+            child.log().warning("actor_crashed", error=repr(crash), exc_info=crash)
             if trio.current_effective_deadline() == -math.inf:
                 # It crashed while we are being cancelled: that is shutdown, not a reason to
                 # restart. This checkpoint raises the Cancelled.
                 await trio.lowlevel.checkpoint()
             delay = child.crashes.record(trio.current_time())
             if delay is None:
-                self._give_up(child, crash, log)
+                self._give_up(child, crash)
                 return
             child.move(ChildState.BACKING_OFF)
-            log.info("actor_restarting", delay=delay, restarts=child.restarts + 1)
+            child.log().info("actor_restarting", delay=delay, restarts=child.restarts + 1)
             await trio.sleep(delay)
             child.restarts += 1
             self._restarts += 1
             child.move(ChildState.STARTING)
 
-    def _give_up(self, child: _Child, crash: Exception, log: FilteringBoundLogger) -> None:
+    def _give_up(self, child: _Child, crash: Exception) -> None:
         child.move(ChildState.GAVE_UP)
         self._gave_up += 1
         crashes, within = len(child.crashes), self.policy.within
         child.gave_up = SupervisorGaveUp(child.name, crash, crashes=crashes, within=within)
-        log.error(
+        child.log().error(
             "actor_gave_up",
             crashes=crashes,
             within=within,
@@ -416,14 +420,14 @@ class Supervisor:
             escalate=child.on_give_up is None,
         )
 
-    def _release(self, child: _Child, log: FilteringBoundLogger) -> None:
+    def _release(self, child: _Child) -> None:
         """The child's loop is over, however it ended: close its inbox and forget it."""
         if child.state not in TERMINAL_STATES:
             child.move(ChildState.STOPPED)
         if child.inbox is not None:
             dropped = child.inbox.close()
             if dropped:
-                log.warning("mailbox_dropped", dropped=dropped, state=child.state.value)
+                child.log().warning("mailbox_dropped", dropped=dropped, state=child.state.value)
         del self._children[child]
         if child.on_exit is not None:
             child.on_exit(child.state)
