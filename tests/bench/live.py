@@ -14,7 +14,9 @@ learner as a notification on the socket it has open. Printed:
 - instructor-view lag p50/p99 (heartbeat sent -> the instructor's live view has it);
 - announcement time-to-all (POST -> the last learner has it);
 - WebSocket messages delivered per second (and frames: a batch carries several);
-- node CPU per delivered message, and RSS per connection (idle, right after connecting);
+- node CPU per delivered frame (the targets' measure: the bare route sends one frame per
+  message, the node sends a connection's queued frames as one batch) and per message, and RSS
+  per connection (idle, right after connecting);
 
 beside the same client workload against a bare Quart-Trio route (tests/bench/live_bare.py)
 that sends the same kinds of frames with no actors, no database, no checks.
@@ -256,6 +258,7 @@ async def workload(
 
     window = t1 - t0
     messages = total("messages", after) - total("messages", before)
+    frames = total("frames", after) - total("frames", before)
     acks = np.array([a for r in reports for a in r["acks"]]) * 1000
     lags = np.array([a for r in reports for a in r["lags"]]) * 1000
     arrivals = np.array([a for r in reports for a in r["announced"]]) - announced_at
@@ -273,7 +276,8 @@ async def workload(
         else float("nan"),
         "announce all ms": float(arrivals.max() * 1000) if arrivals.size else float("nan"),
         "messages/s": messages / window,
-        "frames/s": (total("frames", after) - total("frames", before)) / window,
+        "frames/s": frames / window,
+        "cpu/frame us": (cpu1 - cpu0) / max(frames, 1) * 1e6,
         "cpu/message us": (cpu1 - cpu0) / max(messages, 1) * 1e6,
         "cpu %": (cpu1 - cpu0) / window * 100,
         "rss/conn KiB": rss_per_conn / 1024,
@@ -352,6 +356,24 @@ def print_table(ours: dict[str, float], bare: dict[str, float], args: argparse.N
         other = bare.get(key, float("nan"))
         ratio = value / other if other else float("nan")
         print(f"| {key} | {value:,.1f} | {other:,.1f} | {ratio:.2f}x |")
+    if not bare:
+        return
+    targets = [
+        ("ack p99 <= 100 ms", ours["ack p99 ms"] <= 100),
+        ("instructor lag p99 <= 1 s", ours["lag p99 ms"] <= 1000),
+        (
+            f"the announcement reaches all {args.learners:,} in <= 2 s",
+            ours["announce all ms"] <= 2000,
+        ),
+        (
+            "CPU per delivered frame <= 1.2x the bare route's",
+            ours["cpu/frame us"] <= 1.2 * bare["cpu/frame us"],
+        ),
+        ("<= 50 KiB per idle connection", ours["rss/conn KiB"] <= 50),
+    ]
+    print("\ntargets:")
+    for target, met in targets:
+        print(f"  {'met   ' if met else 'MISSED'}  {target}")
 
 
 def main() -> None:
