@@ -179,6 +179,71 @@ async def test_closing_the_inbox_fails_queued_asks_and_counts_dropped_tells(
     assert inbox.close() == 0  # idempotent
 
 
+async def test_senders_waiting_for_room_go_in_in_arrival_order() -> None:
+    address, inbox = open_mailbox[str](1, "box")
+    address.tell_nowait("first")
+    async with trio.open_nursery() as nursery:
+        for text in ("second", "third"):
+            nursery.start_soon(address.tell, text)
+            await trio.testing.wait_all_tasks_blocked()
+        assert address.statistics().senders_waiting == 2
+        received = [await inbox.receive() for _ in range(3)]
+    assert received == ["first", "second", "third"]
+
+
+async def test_a_sender_cancelled_while_waiting_for_room_leaves_nothing_behind() -> None:
+    address, inbox = open_mailbox[str](1, "box")
+    address.tell_nowait("first")
+    with trio.move_on_after(0.01) as scope:
+        await address.tell("never")
+    assert scope.cancelled_caught
+    assert address.statistics().senders_waiting == 0
+    assert inbox.receive_nowait() == "first"
+    with pytest.raises(trio.WouldBlock):
+        inbox.receive_nowait()
+
+
+async def test_closing_lets_waiting_senders_in_and_fails_their_asks() -> None:
+    address, inbox = open_mailbox[Double | str](1, "closing")
+    address.tell_nowait("queued")
+    told = trio.Event()
+    asked: list[BaseException] = []
+
+    async def tell() -> None:
+        await address.tell("waiting")
+        told.set()
+
+    async def ask() -> None:
+        with pytest.raises(ActorStopped, match="before handling") as raised:
+            await address.ask(lambda reply: Double(1, reply), timeout=60)
+        asked.append(raised.value)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tell)
+        nursery.start_soon(ask)
+        await trio.testing.wait_all_tasks_blocked()
+        assert address.statistics().senders_waiting == 2
+        assert inbox.close() == 3
+    assert told.is_set()
+    assert len(asked) == 1
+    with pytest.raises(ActorStopped):
+        address.tell_nowait("late")
+
+
+async def test_an_actor_waiting_for_a_message_hears_its_inbox_close() -> None:
+    _address, inbox = open_mailbox[str](1, "box")
+    with trio.fail_after(5):  # a receiver left parked would hang the nursery
+        async with trio.open_nursery() as nursery:
+
+            async def receive() -> None:
+                with pytest.raises(trio.ClosedResourceError):
+                    await inbox.receive()
+
+            nursery.start_soon(receive)
+            await trio.testing.wait_all_tasks_blocked()
+            inbox.close()
+
+
 async def test_a_second_answer_raises_reply_already_sent() -> None:
     address, inbox = open_mailbox[Double](4, "twice")
 
