@@ -444,7 +444,7 @@ class open_mailbox(tuple[Address[M], Inbox[M]]):
             raise ValueError(f"mailbox capacity must be a positive int, not {capacity!r}")
         if idle_timeout is not None and not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be > 0, not {idle_timeout!r}")
-        queue = _Queue[M](capacity, name)
+        queue: _Queue[M] = _Queue(capacity, name)
         return Address(queue), Inbox(queue, idle_timeout)
 
     def __init__(self, capacity: int, name: str, *, idle_timeout: float | None = None) -> None:
