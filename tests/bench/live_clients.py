@@ -127,6 +127,17 @@ async def _learn(
         stats.closed += 1
 
 
+async def _receive(ws: WebSocketConnection, stats: Stats) -> tuple[float, list[dict[str, Any]]]:
+    """The next message's frames (a batch's, or the one frame) and when it arrived; counted."""
+    message = await ws.get_message()
+    now = time.time()
+    frame = json.loads(message)
+    frames = frame["frames"] if frame["type"] == "batch" else [frame]
+    stats.messages += 1
+    stats.frames += len(frames)
+    return now, frames
+
+
 async def _learner_reads(ws: WebSocketConnection, stats: Stats, pending: dict[int, float]) -> None:
     try:
         await _read_acks(ws, stats, pending)
@@ -138,12 +149,7 @@ async def _read_acks(ws: WebSocketConnection, stats: Stats, pending: dict[int, f
     await ws.get_message()  # the welcome
     stats.settle()
     while True:
-        message = await ws.get_message()
-        now = time.time()
-        stats.messages += 1
-        frame = json.loads(message)
-        frames = frame["frames"] if frame["type"] == "batch" else [frame]
-        stats.frames += len(frames)
+        now, frames = await _receive(ws, stats)
         for f in frames:
             kind = f["type"]
             if kind == "ack":
@@ -177,12 +183,7 @@ async def _follow(ws: WebSocketConnection, token: str, stats: Stats) -> None:
         await ws.get_message()  # the welcome
         stats.settle()
         while True:
-            message = await ws.get_message()
-            now = time.time()
-            stats.messages += 1
-            frame = json.loads(message)
-            frames = frame["frames"] if frame["type"] == "batch" else [frame]
-            stats.frames += len(frames)
+            now, frames = await _receive(ws, stats)
             for f in frames:
                 if f["type"] == "progress":
                     sent = sent_at(f["position"], now)
