@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Every progress update in the node is an ask to one `ProgressWriter`. The writer takes the first
 waiting ask and everything else already in its mailbox (up to `max_batch`), hands the batch to
-`commit` (one database transaction: lock, merge, write, commit), and only once that returns
+`commit` (read, merge, and one atomic write: `lms/store/progress.py`), and only once that returns
 answers each asker with its outcome. So an answer always means "committed": a node killed with
 `kill -9` right after answering loses nothing it acknowledged (with PostgreSQL's default
 `synchronous_commit`). While one batch commits the next one gathers in the mailbox, so the batch
@@ -12,7 +12,7 @@ grows with the load and the cost of a commit is shared by everyone in it: latenc
 about one batch, and throughput grows with the load.
 
 At light load that alone would commit nearly every update on its own, each paying a whole
-transaction's round trips (then most of the node's CPU per update). So a batch starts at most
+batch's round trips (then most of the node's CPU per update). So a batch starts at most
 every `gather` seconds: an update that finds the writer idle for longer is taken at once, and the
 ones arriving within `gather` of the last start wait for the next and share its commit. Under
 load a commit takes longer than `gather` anyway, and the window adds nothing.
@@ -27,7 +27,7 @@ After the answers, the writer publishes one `ProgressChanged` per row the batch 
 instructors. Events are a courtesy, not a record: see `ProgressWriter` for the sink's contract.
 
 The writer imports no storage: `commit` is passed in (the node passes
-``functools.partial(db.transaction, lms.store.progress.apply_batch)``).
+``functools.partial(db.connection, lms.store.progress.apply_batch)``).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class ProgressWriterStatistics:
     """A snapshot of the writer, over the life of the node (restarts included).
 
     Attributes:
-      batches: batches committed (each one transaction).
+      batches: batches committed (each one atomic write).
       updates: updates in those batches, stored or refused.
       failed_batches: batches whose commit raised.
       mean_batch_size: updates per committed batch.
@@ -116,7 +116,7 @@ class _Tally:
 
 
 class ProgressWriter:
-    """Stores progress updates in batches, one transaction per batch, and answers after commit.
+    """Stores progress updates in batches, one atomic write per batch, and answers after commit.
 
     Mailbox full-policy: back-pressure. Senders wait for room (an `ask` waits within its
     timeout); an update is never dropped, because an acknowledged update must be stored and an

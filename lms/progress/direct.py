@@ -23,6 +23,6 @@ class DirectWrites:
 
     async def record(self, write: ProgressWrite) -> Outcome:
         """Store `write` in a transaction of its own; return once committed (or refused)."""
-        outcomes = await self._db.transaction(progress_store.apply_batch, [write])
+        outcomes = await self._db.connection(progress_store.apply_batch, [write])
         await publish_events(self._publish, changes([write], outcomes), budget=PUBLISH_BUDGET)
         return outcomes[0]

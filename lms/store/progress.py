@@ -1,25 +1,29 @@
 """Progress rows (asyncpg; run through `Database`): the writer's batch, and what learners read.
 
-`apply_batch` is one transaction for many writes. It reads the rules of every content named
-(locking them against deletion with FOR KEY SHARE, so no row of the batch can fail a foreign key
-later), checks each write against them, then locks the affected progress rows, merges in Python
-(`lms.domain.progress`) and writes back only the rows that changed. A write that is refused
-does not disturb the others: refusals are values in the result, not exceptions.
+`apply_batch` stores many writes in two statements and no explicit transaction, each statement
+atomic on its own. The first reads, for every (user, content) named, the content's rules, the
+enrolment and the stored row with its version; Python checks each write against the rules and
+merges it (`lms.domain.progress`); the second writes the rows that changed - updating an
+existing row only where its version is still the one read, inserting a missing one only if
+nobody inserted it meanwhile - and says which rows it wrote. A write that is refused does not
+disturb the others: refusals are values in the result, not exceptions.
 
-Two writers (two nodes) may write the same (user, content) at once. Each batch first locks the
-rows that exist (`FOR UPDATE`, in (user_id, content_id) order, so two batches wanting the same
-rows queue rather than deadlock), which in steady state is every row of the batch: one round
-trip. Only a learner's first write to a content finds no row; those rows are then inserted
-empty (`ON CONFLICT DO NOTHING`, so a writer that meets another's uncommitted insert waits for
-it) and locked in turn. Each writer thus merges into the other's committed state, never beside
-it. One rare interleaving can still close a cycle (a row inserted by a third writer between
-one batch's read and its insert, while another holds it): PostgreSQL then aborts one batch,
-whose callers are told it failed and send again; nothing acknowledged is lost.
+Two writers (two nodes) may write the same row at once: the one that comes second finds the
+version moved (or the row inserted), writes nothing for that row, and the batch reads and
+merges again; merging is idempotent, so the rows it did write come out unchanged the second
+time. No lock is held from one round trip to the next. The write statement locks the rows it
+updates in (user_id, content_id) order and inserts in that order, so two batches wanting the
+same rows queue rather than deadlock. A content deleted between the two statements fails the
+insert's foreign key; the batch is then read and merged again, and that write refused.
+
+Two round trips in all (a transaction would add BEGIN, COMMIT and a locking read): at the
+live layer's rates a batch's cost is mostly its round trips through the bridge.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -42,30 +46,62 @@ from proto.progress import ContentProgress, ProgressWrite
 
 Key = tuple[int, int]  # (user_id, content_id)
 
+# Reads and merges of one batch that lost a race for some of its rows before it gives up (its
+# callers are told the batch failed and send again). Each retry needs another writer to have
+# written one of those rows in the few milliseconds between the two statements.
+MAX_ATTEMPTS = 8
+
+
+class BatchContended(Exception):
+    """Other writers kept writing this batch's rows between its read and its write."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What the read found for one (user, content): the row's progress and version, if any."""
+
+    progress: Progress
+    updated_at: datetime | None
+    version: int | None  # None: no row yet
+
 
 async def apply_batch(
     conn: asyncpg.Connection, writes: Sequence[ProgressWrite]
 ) -> list[Written | Refused]:
-    """Store every write that may be stored; return one outcome per write, in order."""
-    now = datetime.now(UTC)
-    rules, enrolled = await _admission(conn, {(w.user_id, w.content_id) for w in writes})
-    admitted = [_admit(write, rules, enrolled) for write in writes]
-    keys = sorted(
-        {
-            (w.user_id, w.content_id)
-            for w, a in zip(writes, admitted, strict=True)
-            if isinstance(a, Progress)
+    """Store every write that may be stored; return one outcome per write, in order. Not inside
+    a transaction (see the module's docstring): pass it to `Database.connection`.
+
+    Raises:
+      BatchContended: the rows kept changing under it for `MAX_ATTEMPTS` rounds.
+    """
+    keys = sorted({(w.user_id, w.content_id) for w in writes})
+    shown: set[int] = set()  # writes whose change an earlier round stored: still news
+    for _ in range(MAX_ATTEMPTS):
+        now = datetime.now(UTC)
+        rules, enrolled, stored = await _read(conn, keys)
+        admitted = [_admit(write, rules, enrolled) for write in writes]
+        outcomes, final = _merge(writes, admitted, rules, stored, now)
+        changed = [key for key in sorted(final) if _differs(final[key], stored[key])]
+        rows = [(key, final[key], stored[key].version, rules[key[1]]) for key in changed]
+        try:
+            written = await _write(conn, rows, now)
+        except asyncpg.ForeignKeyViolationError:
+            continue  # a content or user went away since the read: the next read refuses it
+        shown |= {
+            i
+            for i, (write, outcome) in enumerate(zip(writes, outcomes, strict=True))
+            if isinstance(outcome, Written)
+            and outcome.changed
+            and (write.user_id, write.content_id) in written
         }
-    )
-    stored = await _lock(conn, keys)
-    fresh: set[Key] = set()
-    if missing := [key for key in keys if key not in stored]:
-        fresh = await _create_missing(conn, missing, rules, now)
-        stored |= await _lock(conn, missing)
-    outcomes, final = _merge(writes, admitted, rules, stored, fresh, now)
-    changed = [key for key in keys if final[key] != stored[key][0]]
-    await _update(conn, [(key, final[key], rules[key[1]]) for key in changed], now)
-    return outcomes
+        if written == set(changed):
+            return [
+                Written(outcome.state, True)
+                if i in shown and isinstance(outcome, Written)
+                else outcome
+                for i, outcome in enumerate(outcomes)
+            ]
+    raise BatchContended(f"{len(keys)} rows kept changing for {MAX_ATTEMPTS} rounds")
 
 
 def _admit(
@@ -83,15 +119,13 @@ def _merge(
     writes: Sequence[ProgressWrite],
     admitted: Sequence[Progress | Refused],
     rules: dict[int, ContentRules],
-    stored: dict[Key, tuple[Progress, datetime]],
-    fresh: set[Key],
+    stored: dict[Key, _Stored],
     now: datetime,
 ) -> tuple[list[Written | Refused], dict[Key, Progress]]:
-    """Fold the admitted writes, in order, into the locked rows; return each write's outcome
-    and each row's final progress."""
-    current = {key: progress for key, (progress, _) in stored.items()}
-    updated_at = {key: at for key, (_, at) in stored.items()}
-    announced: set[Key] = set()
+    """Fold the admitted writes, in order, into the stored rows; return each write's outcome
+    and the final progress of each row written to."""
+    current: dict[Key, Progress] = {}
+    updated_at: dict[Key, datetime] = {}
     outcomes: list[Written | Refused] = []
     for write, observed in zip(writes, admitted, strict=True):
         if isinstance(observed, Refused):
@@ -99,51 +133,63 @@ def _merge(
             continue
         key = (write.user_id, write.content_id)
         content = rules[write.content_id]
+        row = stored[key]
+        # A row this batch creates is news for its first write, even if it stays empty.
+        before = current.get(key)
+        first_of_new_row = before is None and row.version is None
+        if before is None:
+            before = current[key] = row.progress
+            updated_at[key] = row.updated_at or now
         try:
-            after = advance(current[key], observed, content, now)
+            after = advance(before, observed, content, now)
         except Refused as refused:
             outcomes.append(refused)
             continue
-        # A row this batch created is news for its first write, even if it is still empty.
-        changed = shows_change(current[key], after) or (key in fresh and key not in announced)
-        announced.add(key)
-        if after != current[key]:
+        if after != before:
             current[key] = after
             updated_at[key] = now
         row_state = state(after, content, content_id=write.content_id, updated_at=updated_at[key])
-        outcomes.append(Written(row_state, changed))
+        outcomes.append(Written(row_state, shows_change(before, after) or first_of_new_row))
     return outcomes, current
 
 
-async def _admission(
-    conn: asyncpg.Connection, keys: set[Key]
-) -> tuple[dict[int, ContentRules], set[tuple[int, int]]]:
-    """The rules of every content named, and which (course_id, user_id) pairs are enrolments;
-    in one round trip. Both are locked (FOR KEY SHARE) so that they outlast the batch: neither
-    the content nor the enrolment can be deleted before it commits."""
+def _differs(final: Progress, row: _Stored) -> bool:
+    return row.version is None or final != row.progress
+
+
+async def _read(
+    conn: asyncpg.Connection, keys: Sequence[Key]
+) -> tuple[dict[int, ContentRules], set[tuple[int, int]], dict[Key, _Stored]]:
+    """In one statement: the rules of every content named, which (course_id, user_id) pairs
+    are enrolments, and every (user, content)'s stored row and version."""
     if not keys:
-        return {}, set()
-    users, contents = zip(*keys, strict=True)
+        return {}, set(), {}
     rows = await conn.fetch(
         """
-        SELECT k.user_id, c.id, c.course_id, c.kind, c.duration_seconds,
-               co.completion_threshold, e.enrolled
+        SELECT k.user_id, k.content_id, c.course_id, c.kind, c.duration_seconds,
+               co.completion_threshold,
+               EXISTS (SELECT FROM enrollments e
+                       WHERE e.course_id = c.course_id AND e.user_id = k.user_id) AS enrolled,
+               p.position, p.position_at, p.played, p.completed_at, p.updated_at, p.version
         FROM unnest($1::bigint[], $2::bigint[]) AS k (user_id, content_id)
         JOIN contents c ON c.id = k.content_id
         JOIN courses co ON co.id = c.course_id
-        LEFT JOIN LATERAL (
-            SELECT true AS enrolled FROM enrollments
-            WHERE course_id = c.course_id AND user_id = k.user_id
-            FOR KEY SHARE
-        ) e ON true
-        FOR KEY SHARE OF c
+        LEFT JOIN progress p ON p.user_id = k.user_id AND p.content_id = k.content_id
         """,
-        list(users),
-        list(contents),
+        [user for user, _ in keys],
+        [content for _, content in keys],
     )
-    rules = {row["id"]: _rules(row) for row in rows}
+    rules = {row["content_id"]: _rules(row) for row in rows}
     enrolled = {(row["course_id"], row["user_id"]) for row in rows if row["enrolled"]}
-    return rules, enrolled
+    stored = {
+        (row["user_id"], row["content_id"]): _Stored(
+            Progress() if row["version"] is None else _progress(row),
+            row["updated_at"],
+            row["version"],
+        )
+        for row in rows
+    }
+    return rules, enrolled, stored
 
 
 def _rules(row: asyncpg.Record) -> ContentRules:
@@ -155,85 +201,69 @@ def _rules(row: asyncpg.Record) -> ContentRules:
     )
 
 
-async def _create_missing(
-    conn: asyncpg.Connection, keys: Sequence[Key], rules: dict[int, ContentRules], now: datetime
-) -> set[Key]:
-    """Insert an empty row for each key that has none (in key order); return those inserted."""
-    if not keys:
-        return set()
-    rows = await conn.fetch(
-        """
-        INSERT INTO progress (user_id, content_id, course_id, updated_at)
-        SELECT k.user_id, k.content_id, k.course_id, $4
-        FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS k (user_id, content_id, course_id)
-        ORDER BY k.user_id, k.content_id
-        ON CONFLICT (user_id, content_id) DO NOTHING
-        RETURNING user_id, content_id
-        """,
-        [user for user, _ in keys],
-        [content for _, content in keys],
-        [rules[content].course_id for _, content in keys],
-        now,
-    )
-    return {(row["user_id"], row["content_id"]) for row in rows}
-
-
-async def _lock(
-    conn: asyncpg.Connection, keys: Sequence[Key]
-) -> dict[Key, tuple[Progress, datetime]]:
-    """Lock the rows of `keys` (in key order) and read their committed state."""
-    if not keys:
-        return {}
-    rows = await conn.fetch(
-        """
-        SELECT p.user_id, p.content_id, p.position, p.position_at, p.played, p.completed_at,
-               p.updated_at
-        FROM progress p
-        JOIN unnest($1::bigint[], $2::bigint[]) AS k (user_id, content_id)
-            USING (user_id, content_id)
-        ORDER BY p.user_id, p.content_id
-        FOR UPDATE OF p
-        """,
-        [user for user, _ in keys],
-        [content for _, content in keys],
-    )
-    return {
-        (row["user_id"], row["content_id"]): (_progress(row), row["updated_at"]) for row in rows
-    }
-
-
-async def _update(
+async def _write(
     conn: asyncpg.Connection,
-    rows: Sequence[tuple[Key, Progress, ContentRules]],
+    rows: Sequence[tuple[Key, Progress, int | None, ContentRules]],
     now: datetime,
-) -> None:
-    """Write the changed rows back in one statement: one Bind of column arrays costs the node
-    far less than `executemany`'s message per row. `played` travels as an array literal per row
-    (arrays of arrays must be rectangular in PostgreSQL)."""
+) -> set[Key]:
+    """Write the rows in one statement, each only if nobody wrote it since it was read (its
+    version is unchanged; a missing row is still missing); return the keys written. One Bind of
+    column arrays costs the node far less than `executemany`'s message per row. `played`
+    travels as an array literal per row (arrays of arrays must be rectangular in PostgreSQL)."""
     if not rows:
-        return
-    await conn.execute(
+        return set()
+    found = await conn.fetch(
         """
-        UPDATE progress p
-        SET position = k.position, position_at = k.position_at, played = k.played::float8[],
-            watched_seconds = k.watched, duration = k.duration, completed_at = k.completed_at,
-            updated_at = $9
-        FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::timestamptz[], $5::text[],
-                    $6::float8[], $7::float8[], $8::timestamptz[])
-            AS k (user_id, content_id, position, position_at, played, watched, duration,
-                  completed_at)
-        WHERE p.user_id = k.user_id AND p.content_id = k.content_id
+        WITH k AS (
+            SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                                 $5::float8[], $6::timestamptz[], $7::text[], $8::float8[],
+                                 $9::float8[], $10::timestamptz[])
+                AS k (user_id, content_id, course_id, version, position, position_at, played,
+                      watched, duration, completed_at)
+        ),
+        locked AS (
+            SELECT p.user_id, p.content_id
+            FROM progress p JOIN k USING (user_id, content_id)
+            WHERE p.version = k.version
+            ORDER BY p.user_id, p.content_id
+            FOR UPDATE OF p
+        ),
+        updated AS (
+            UPDATE progress p
+            SET position = k.position, position_at = k.position_at,
+                played = k.played::float8[], watched_seconds = k.watched, duration = k.duration,
+                completed_at = k.completed_at, updated_at = $11, version = p.version + 1
+            FROM k JOIN locked USING (user_id, content_id)
+            WHERE p.user_id = k.user_id AND p.content_id = k.content_id
+            RETURNING p.user_id, p.content_id
+        ),
+        inserted AS (
+            INSERT INTO progress (user_id, content_id, course_id, position, position_at, played,
+                                  watched_seconds, duration, completed_at, updated_at)
+            SELECT user_id, content_id, course_id, position, position_at, played::float8[],
+                   watched, duration, completed_at, $11
+            FROM k WHERE version IS NULL
+            ORDER BY user_id, content_id
+            ON CONFLICT (user_id, content_id) DO NOTHING
+            RETURNING user_id, content_id
+        )
+        SELECT user_id, content_id FROM updated
+        UNION ALL
+        SELECT user_id, content_id FROM inserted
         """,
-        [user for (user, _), _, _ in rows],
-        [content for (_, content), _, _ in rows],
-        [progress.position for _, progress, _ in rows],
-        [progress.position_at for _, progress, _ in rows],
-        [_array_literal(progress.played) for _, progress, _ in rows],
-        [watched_within(progress, rules) for _, progress, rules in rows],
-        [rules.duration for _, _, rules in rows],
-        [progress.completed_at for _, progress, _ in rows],
+        [user for (user, _), _, _, _ in rows],
+        [content for (_, content), _, _, _ in rows],
+        [rules.course_id for _, _, _, rules in rows],
+        [version for _, _, version, _ in rows],
+        [progress.position for _, progress, _, _ in rows],
+        [progress.position_at for _, progress, _, _ in rows],
+        [_array_literal(progress.played) for _, progress, _, _ in rows],
+        [watched_within(progress, rules) for _, progress, _, rules in rows],
+        [rules.duration for _, _, _, rules in rows],
+        [progress.completed_at for _, progress, _, _ in rows],
         now,
     )
+    return {(row["user_id"], row["content_id"]) for row in found}
 
 
 def _progress(row: asyncpg.Record) -> Progress:

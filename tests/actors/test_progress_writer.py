@@ -94,7 +94,7 @@ class CountedCommit:
 
     async def __call__(self, writes: list[ProgressWrite]) -> list[Written | Refused]:
         self.transactions += 1
-        return await self.db.transaction(progress_store.apply_batch, writes)
+        return await self.db.connection(progress_store.apply_batch, writes)
 
 
 async def ignore(event: Event) -> None:
@@ -303,6 +303,82 @@ async def test_two_writers_on_one_database_merge_the_same_rows(database_url: str
 
         for user, content in keys:
             assert await stored_played(db_a, user, content) == tuple(segments)
+
+
+class RacedConnection:
+    """A real connection whose batch another writer overtakes: right after the batch's read,
+    `race` runs on a second connection, before the batch writes what it merged."""
+
+    def __init__(self, conn: asyncpg.Connection, race: Callable[[], Awaitable[object]]) -> None:
+        self._conn = conn
+        self._race: Callable[[], Awaitable[object]] | None = race
+
+    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        rows = await self._conn.fetch(query, *args)
+        race, self._race = self._race, None
+        if race is not None:
+            await race()
+        return rows
+
+
+@pytest.mark.parametrize("row_exists", [True, False], ids=["update", "insert"])
+async def test_a_batch_overtaken_by_another_writer_merges_into_its_row(
+    database_url: str, row_exists: bool
+) -> None:
+    """The second writer to a row finds it changed since it read it, writes nothing over it,
+    reads again and merges: both writers' segments are kept, whoever wrote first."""
+    async with bridge.open_bridge(), open_database(database_url, max_size=2) as db:
+        course = await db.transaction(seed)
+        learner, video = course.learners[0], course.videos[0]
+        if row_exists:
+            await db.connection(progress_store.apply_batch, [heartbeat(learner, video, (0, 30))])
+
+        async def overtaken(conn: asyncpg.Connection) -> list[Written | Refused]:
+            other = await asyncpg.connect(database_url)
+            try:
+
+                async def overtake() -> None:
+                    await progress_store.apply_batch(other, [heartbeat(learner, video, (200, 230))])
+
+                raced = RacedConnection(conn, overtake)
+                return await progress_store.apply_batch(
+                    raced, [heartbeat(learner, video, (100, 130))]
+                )
+            finally:
+                await other.close()
+
+        (outcome,) = await db.connection(overtaken)
+
+        expected = ((0, 30), (100, 130), (200, 230)) if row_exists else ((100, 130), (200, 230))
+        assert isinstance(outcome, Written)
+        assert outcome.changed
+        assert tuple(map(tuple, outcome.state.played)) == expected
+        assert await stored_played(db, learner, video) == expected
+
+
+async def test_a_content_deleted_during_a_batch_refuses_only_its_writes(database_url: str) -> None:
+    async with bridge.open_bridge(), open_database(database_url, max_size=2) as db:
+        course = await db.transaction(seed)
+        learner, (gone, kept) = course.learners[0], course.videos
+
+        async def batch(conn: asyncpg.Connection) -> list[Written | Refused]:
+            other = await asyncpg.connect(database_url)
+            try:
+
+                async def delete() -> None:
+                    await other.execute("DELETE FROM contents WHERE id = $1", gone)
+
+                writes = [heartbeat(learner, gone, (0, 30)), heartbeat(learner, kept, (0, 30))]
+                return await progress_store.apply_batch(RacedConnection(conn, delete), writes)
+            finally:
+                await other.close()
+
+        refused, written = await db.connection(batch)
+
+        assert isinstance(refused, Refused)
+        assert refused.reason is Refusal.UNKNOWN_CONTENT
+        assert isinstance(written, Written)
+        assert await stored_played(db, learner, kept) == ((0, 30),)
 
 
 # --- failures and events ------------------------------------------------------------------------
