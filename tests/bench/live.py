@@ -1,6 +1,7 @@
 """The live layer under load: one node, thousands of WebSocket learners, a few instructors.
 
     python -m tests.bench.live [--learners 5000] [--room 500] [--instructors 10] [--clients 4]
+                               [--interval 5] [--rounds 1]
 
 Learners are split into courses ("rooms") of `--room`; each course has an instructor following
 its room, and every learner is also enrolled in one big course. Clients run in `--clients`
@@ -19,7 +20,8 @@ learner as a notification on the socket it has open. Printed:
   per connection (idle, right after connecting);
 
 beside the same client workload against a bare Quart-Trio route (tests/bench/live_bare.py)
-that sends the same kinds of frames with no actors, no database, no checks.
+that sends the same kinds of frames with no actors, no database, no checks. The machine may be
+shared: `--rounds N` runs both N times, alternating, and reports each measure's median.
 
 The node (and the bare server) are pinned to CPU 0 and the clients to the other CPUs; the
 server's CPU time is read from /proc for its own process only. PostgreSQL is not pinned.
@@ -343,11 +345,18 @@ async def run_bare(plan: Plan, args: argparse.Namespace, data_dir: Path) -> dict
         log.close()
 
 
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each measure's median over the rounds (the machine may be shared: a round of either
+    side can be slowed by something else)."""
+    return {key: float(np.median([run[key] for run in runs])) for key in runs[0]} if runs else {}
+
+
 def print_table(ours: dict[str, float], bare: dict[str, float], args: argparse.Namespace) -> None:
     print(
         f"\nlive layer: {args.learners} learners in rooms of {args.room}, heartbeat every "
         f"{args.interval:g}s, {len(range(0, args.learners, args.room))} instructors, "
-        f"{args.clients} client processes, {args.seconds:g}s window; {os.cpu_count()} CPUs "
+        f"{args.clients} client processes, {args.seconds:g}s window, median of {args.rounds} "
+        f"alternating round(s); {os.cpu_count()} CPUs "
         f"(server on CPU {min(NODE_CPU)})"
     )
     print("| measure | node (actors, PostgreSQL) | bare Quart-Trio route | ratio |")
@@ -385,6 +394,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run both N times, alternating; report medians"
+    )
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the node's data dir and log")
     args = parser.parse_args()
@@ -414,10 +426,15 @@ def main() -> None:
             migrated = trio.run(lambda: run_cli("migrate", env=env))
             assert migrated.returncode == 0, migrated.stderr.decode()
             plan = asyncio.run(seed(dsn, args.learners, args.room, args.instructors))
-            ours = trio.run(run_node, dsn, plan, args, data_dir)
-            print(json.dumps(ours), flush=True)
-            bare = {} if args.skip_bare else trio.run(run_bare, plan, args, data_dir)
-            print_table(ours, bare, args)
+            ours_runs: list[dict[str, float]] = []
+            bare_runs: list[dict[str, float]] = []
+            for _ in range(args.rounds):
+                ours_runs.append(trio.run(run_node, dsn, plan, args, data_dir))
+                print(json.dumps(ours_runs[-1]), flush=True)
+                if not args.skip_bare:
+                    bare_runs.append(trio.run(run_bare, plan, args, data_dir))
+                    print(json.dumps(bare_runs[-1]), flush=True)
+            print_table(medians(ours_runs), medians(bare_runs), args)
         finally:
             admin_sql(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             if pg is not None:

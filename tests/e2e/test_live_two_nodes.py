@@ -48,6 +48,7 @@ async def cluster(database_url: str, tmp_path: Path) -> AsyncIterator[Cluster]:
     )
     assert created.returncode == 0, created.stderr.decode()
     nodes: dict[str, NodeProcess] = {}
+    cluster = None
     try:
         async with trio.open_nursery() as nursery:
             for name in ("a", "b"):
@@ -62,11 +63,13 @@ async def cluster(database_url: str, tmp_path: Path) -> AsyncIterator[Cluster]:
             instructor = await make_instructor(api, admin, "teacher@x.org")
             learner = await sign_up(api, "learner@x.org")
             course = await make_course(api, database_url, instructor, learner)
-        yield Cluster(nodes["a"], nodes["b"], redis, course, instructor, learner)
+        cluster = Cluster(nodes["a"], nodes["b"], redis, course, instructor, learner)
+        yield cluster
     finally:
         for node in nodes.values():
             await node.stop()
-        redis.stop()
+        # An outage test replaces the Redis it restarts: stop the one running now.
+        (redis if cluster is None else cluster.redis).stop()
 
 
 async def subscribed(client: LiveClient, since: dict | None = None) -> dict:
