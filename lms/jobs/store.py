@@ -471,23 +471,26 @@ class VideoRecord(msgspec.Struct, frozen=True):
 async def video_record(
     conn: asyncpg.Connection, content_id: int, user_id: int
 ) -> VideoRecord | None:
-    content = await conn.fetchrow(
-        """
-        SELECT c.kind, co.owner_id, v.path, v.manifest,
-            EXISTS (SELECT 1 FROM enrollments e
-                    WHERE e.course_id = c.course_id AND e.user_id = $2) AS enrolled
-        FROM contents c JOIN courses co ON co.id = c.course_id
-        LEFT JOIN videos v ON v.content_id = c.id
-        WHERE c.id = $1
-        """,
-        content_id,
-        user_id,
-    )
-    if content is None:
-        return None
-    job = await conn.fetchrow(
-        f"{_JOB} WHERE j.content_id = $1 ORDER BY j.id DESC LIMIT 1", content_id
-    )
+    """Read on one snapshot (pass it to `Database.connection`): a job completing between two
+    reads of their own would show as ready with nothing published yet."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        content = await conn.fetchrow(
+            """
+            SELECT c.kind, co.owner_id, v.path, v.manifest,
+                EXISTS (SELECT 1 FROM enrollments e
+                        WHERE e.course_id = c.course_id AND e.user_id = $2) AS enrolled
+            FROM contents c JOIN courses co ON co.id = c.course_id
+            LEFT JOIN videos v ON v.content_id = c.id
+            WHERE c.id = $1
+            """,
+            content_id,
+            user_id,
+        )
+        if content is None:
+            return None
+        job = await conn.fetchrow(
+            f"{_JOB} WHERE j.content_id = $1 ORDER BY j.id DESC LIMIT 1", content_id
+        )
     running = job is not None and job["state"] == JobState.RUNNING
     return VideoRecord(
         owner_id=content["owner_id"],

@@ -130,7 +130,7 @@ class Videos:
         self._media_dir = media_dir
 
     async def _record(self, who: Principal, content_id: int) -> VideoRecord:
-        record = await self._db.transaction(store.video_record, content_id, who.user_id)
+        record = await self._db.connection(store.video_record, content_id, who.user_id)
         if record is None or record.kind != ContentKind.VIDEO:
             raise NotFound(f"no video content with id {content_id}")
         if not may_read_contents(who, record.owner_id, record.enrolled):

@@ -166,7 +166,7 @@ async def test_a_clip_is_transcoded_published_and_announced(
         job_id = await rig.upload(content, clip)
         done = await rig.finished(job_id)
         assert (done["state"], done["attempts"], done["progress"]) == ("done", 1, 1.0)
-        record = await rig.db.transaction(store.video_record, content.content_id, 0)
+        record = await rig.db.connection(store.video_record, content.content_id, 0)
         published = media / record.published
         assert record.manifest.duration == pytest.approx(1.0, abs=0.1)
         for rendition in record.manifest.renditions:
