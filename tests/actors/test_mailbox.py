@@ -10,6 +10,7 @@ import trio.testing
 from actors.runtime import (
     RETIRED,
     ActorStopped,
+    Address,
     AskTimeout,
     Inbox,
     MailboxFull,
@@ -157,6 +158,15 @@ async def test_a_reply_in_a_reference_cycle_is_noticed_by_the_collector(
     assert trio.current_time() == 0
 
 
+async def ask_stopped_before_handling(
+    address: Address[Double | str], errors: list[BaseException]
+) -> None:
+    """Ask, expecting the mailbox to close before the actor takes the ask; keep the error."""
+    with pytest.raises(ActorStopped, match="before handling") as raised:
+        await address.ask(lambda reply: Double(1, reply), timeout=60)
+    errors.append(raised.value)
+
+
 async def test_closing_the_inbox_fails_queued_asks_and_counts_dropped_tells(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -164,13 +174,8 @@ async def test_closing_the_inbox_fails_queued_asks_and_counts_dropped_tells(
     address.tell_nowait("a tell")
     outcomes: list[BaseException] = []
 
-    async def ask() -> None:
-        with pytest.raises(ActorStopped, match="before handling") as raised:
-            await address.ask(lambda reply: Double(1, reply), timeout=60)
-        outcomes.append(raised.value)
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(ask)
+        nursery.start_soon(ask_stopped_before_handling, address, outcomes)
         await trio.testing.wait_all_tasks_blocked()
         assert inbox.statistics().depth == 2
         assert inbox.close() == 2
@@ -213,14 +218,9 @@ async def test_closing_lets_waiting_senders_in_and_fails_their_asks() -> None:
         await address.tell("waiting")
         told.set()
 
-    async def ask() -> None:
-        with pytest.raises(ActorStopped, match="before handling") as raised:
-            await address.ask(lambda reply: Double(1, reply), timeout=60)
-        asked.append(raised.value)
-
     async with trio.open_nursery() as nursery:
         nursery.start_soon(tell)
-        nursery.start_soon(ask)
+        nursery.start_soon(ask_stopped_before_handling, address, asked)
         await trio.testing.wait_all_tasks_blocked()
         assert address.statistics().senders_waiting == 2
         assert inbox.close() == 3
