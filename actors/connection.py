@@ -1,5 +1,6 @@
-"""One client's WebSocket as rooms and sessions see it: who is at the other end, and a bounded
-queue of frames, already encoded, waiting for the edge to send them."""
+"""One client's WebSocket as rooms and sessions see it: who is at the other end, a bounded
+queue of frames, already encoded, waiting for the edge to send them, and when the client was
+last heard from (for `KeepAlive`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ SLOW_CLIENT = 1013
 """Close code for a client cut off because its send queue filled up ("try again later")."""
 
 DEFAULT_QUEUE = 256
+DEFAULT_KEEPALIVE = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +43,28 @@ class Connection:
 
     A list and one parked task rather than a memory channel: there is one reader (the edge's
     writer) and this is per connection, where a channel's buffers cost kilobytes.
+
+    `keepalive` is how long the client may stay silent before it is pinged (seconds);
+    `heard_at` is when it last sent anything (trio's clock), stamped by the edge with `heard`.
     """
 
-    __slots__ = ("_capacity", "_queue", "_waiter", "close_code", "dropped", "peer")
+    __slots__ = (
+        "_capacity",
+        "_queue",
+        "_waiter",
+        "close_code",
+        "dropped",
+        "heard_at",
+        "keepalive",
+        "peer",
+    )
 
-    def __init__(self, peer: Peer, capacity: int = DEFAULT_QUEUE) -> None:
+    def __init__(
+        self, peer: Peer, capacity: int = DEFAULT_QUEUE, *, keepalive: float = DEFAULT_KEEPALIVE
+    ) -> None:
         self.peer = peer
+        self.keepalive = keepalive
+        self.heard_at = trio.current_time()
         self._capacity = capacity
         self._queue: list[str] = []
         self._waiter: trio.lowlevel.Task | None = None
@@ -60,6 +78,10 @@ class Connection:
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    def heard(self) -> None:
+        """The client sent something: it is alive."""
+        self.heard_at = trio.current_time()
 
     def offer(self, text: str) -> bool:
         """Queue one encoded frame; False when it was dropped (the connection is cut)."""

@@ -1,6 +1,7 @@
 """LiveRouter: the node's live layer in one place. It is the `EventSink` that producers (the
-progress writer, the transcoder pool) publish to, it runs the course rooms and user sessions,
-and it is what the WebSocket edges join, leave and announce through.
+progress writer, the transcoder pool) publish to, it runs the course rooms and user sessions
+and the connections' keep-alive, and it is what the WebSocket edges join, leave and announce
+through.
 
 Routing is by Bus channel, so one path serves one node and many:
 
@@ -29,6 +30,7 @@ from proto.live import BROADCAST, Announced, LiveMessage, course_channel, user_c
 from .bus import Bus
 from .connection import Connection
 from .course_room import CourseRoom, Join, Leave, RoomMessage, RoomOptions, Watch
+from .keepalive import KeepAlive
 from .runtime import ActorStopped, Inbox, Registry, RegistryStatistics, SupervisorGaveUp
 from .user_session import Attach, Detach, SessionMessage, UserSession
 
@@ -51,6 +53,7 @@ class RouterStatistics:
     rooms: RegistryStatistics
     sessions: RegistryStatistics
     events: int
+    connections: int  # watched for keep-alive: every socket attached and not yet left
 
 
 class LiveRouter:
@@ -75,12 +78,14 @@ class LiveRouter:
             idle_timeout=options.session_idle,
             on_give_up=self._gave_up,
         )
+        self._keepalive = KeepAlive()
         self._events = 0
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self._rooms.run)
             await nursery.start(self._sessions.run)
+            nursery.start_soon(self._keepalive.run)
             with self._bus.subscribe(BROADCAST, self._broadcast):
                 task_status.started()
                 await trio.sleep_forever()
@@ -102,8 +107,10 @@ class LiveRouter:
     # --- what the edges do --------------------------------------------------------------------
 
     async def attach(self, conn: Connection) -> None:
-        """Give the connection to its user's session (every socket has one)."""
+        """Give the connection to its user's session (every socket has one), and watch that it
+        stays alive."""
         await self._sessions.tell(conn.peer.user_id, Attach(conn))
+        self._keepalive.watch(conn)
 
     async def join(self, conn: Connection, since: Position | None = None) -> None:
         """Put a progress socket in its course's room; the room answers on the connection."""
@@ -115,6 +122,7 @@ class LiveRouter:
     async def leave(self, conn: Connection) -> None:
         """Take the connection out of its room and session (on every way out of the edge).
         Idempotent; a no-op once the node's actors have stopped (shutdown)."""
+        self._keepalive.forget(conn)
         try:
             if conn.peer.course_id is not None:
                 await self._rooms.tell(conn.peer.course_id, Leave(conn))
@@ -129,7 +137,10 @@ class LiveRouter:
 
     def statistics(self) -> RouterStatistics:
         return RouterStatistics(
-            self._rooms.statistics(), self._sessions.statistics(), events=self._events
+            self._rooms.statistics(),
+            self._sessions.statistics(),
+            events=self._events,
+            connections=self._keepalive.watched,
         )
 
     # --- internals ----------------------------------------------------------------------------

@@ -123,35 +123,42 @@ class UserSession:
             case Detach(conn):
                 self._connections.pop(conn.peer.conn, None)
             case Heard(ProgressChanged() as event):
-                frame = encode(Progress.of(event))
+                # Encoded only for another device: most learners watch on one.
                 self._push(
-                    frame,
-                    lambda c: (
-                        c.peer.device_id != event.device_id
+                    [
+                        c
+                        for c in self._connections.values()
+                        if c.peer.device_id != event.device_id
                         and c.peer.course_id in (None, event.course_id)
-                    ),
+                    ],
+                    lambda: encode(Progress.of(event)),
                 )
             case Heard(JobChanged() as job):
-                self._push(encode(Job(job)), _outside_room(job.course_id))
+                self._push(self._outside_room(job.course_id), lambda: encode(Job(job)))
             case Heard(Announced() as a):
                 announcement = Announcement(
                     a.course_id, a.id, a.author_id, a.author_name, a.text, a.at
                 )
-                frame = encode(Notification("announcement", a.course_id, announcement))
-                self._push(frame, _outside_room(a.course_id))
+                notification = Notification("announcement", a.course_id, announcement)
+                self._push(self._outside_room(a.course_id), lambda: encode(notification))
 
-    def _push(self, text: str, wanted: Callable[[Connection], bool]) -> None:
-        cut = []
-        for conn in self._connections.values():
-            if wanted(conn):
-                if conn.offer(text):
-                    self._pushed += 1
-                else:
-                    cut.append(conn)
-        for conn in cut:
-            self._cut += 1
-            del self._connections[conn.peer.conn]
-            log.info("client_cut", actor="user_session", conn=conn.peer.conn, code=conn.close_code)
+    def _outside_room(self, course_id: int) -> list[Connection]:
+        """The connections that do not hear `course_id`'s room (which tells its own members)."""
+        return [c for c in self._connections.values() if c.peer.course_id != course_id]
+
+    def _push(self, targets: list[Connection], frame: Callable[[], str]) -> None:
+        if not targets:
+            return
+        text = frame()
+        for conn in targets:
+            if conn.offer(text):
+                self._pushed += 1
+            else:
+                self._cut += 1
+                del self._connections[conn.peer.conn]
+                log.info(
+                    "client_cut", actor="user_session", conn=conn.peer.conn, code=conn.close_code
+                )
 
     # What the Bus holds of the session: runs in the publisher's task, so it never waits.
     def _heard(self, message: LiveMessage) -> None:
@@ -161,7 +168,3 @@ class UserSession:
             self._missed += 1
         except ActorStopped:
             pass  # retired: its subscription ends as soon as run() returns
-
-
-def _outside_room(course_id: int) -> Callable[[Connection], bool]:
-    return lambda conn: conn.peer.course_id != course_id

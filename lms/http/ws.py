@@ -14,7 +14,7 @@ import trio
 from quart import Blueprint, websocket
 from quart.wrappers import Websocket
 
-from actors.connection import SLOW_CLIENT, Connection
+from actors.connection import DEFAULT_KEEPALIVE, SLOW_CLIENT, Connection
 from actors.runtime import ActorError
 from lms.domain.access import Principal
 from lms.errors import LmsError
@@ -29,7 +29,6 @@ from proto.frames import (
     Heartbeat,
     Ping,
     Pong,
-    ServerPing,
     ServerPong,
     Subscribe,
     Watch,
@@ -44,7 +43,6 @@ log = structlog.get_logger()
 blueprint = Blueprint("live", __name__)
 
 AUTH_DEADLINE = 10.0
-DEFAULT_KEEPALIVE = 20.0
 # Frames that could not be understood before the client is judged broken and closed.
 BAD_FRAME_LIMIT = 20
 # Leaving a room and session is a `tell`; bounded, since it runs shielded on the way out.
@@ -54,7 +52,6 @@ CLOSE_DEADLINE = 5.0
 
 UNSUPPORTED_DATA = 1003
 POLICY_VIOLATION = 1008
-KEEPALIVE_TIMEOUT = 1011
 TRY_LATER = 1013
 
 
@@ -79,17 +76,16 @@ async def _serve(course_id: int | None) -> None:
     admitted = await _admit(ws, svc, course_id)
     if admitted is None:
         return
-    who, conn, keepalive = admitted
+    who, conn = admitted
     peer = conn.peer
     role = None if course_id is None else peer.role
-    welcome = Welcome(PROTOCOL_VERSION, peer.user_id, peer.conn, keepalive, course_id, role)
+    welcome = Welcome(PROTOCOL_VERSION, peer.user_id, peer.conn, conn.keepalive, course_id, role)
     conn.offer(encode(welcome))
-    heard = _Heard()
     try:
         await svc.live.router.attach(conn)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_read, ws, svc, who, conn, heard)
-            await _write(ws, conn, keepalive, heard)
+            nursery.start_soon(_read, ws, svc, who, conn)
+            await _write(ws, conn)
             nursery.cancel_scope.cancel()
     finally:
         # Shielded: this also runs on the way out of a cancelled handler (the client left).
@@ -102,7 +98,7 @@ async def _serve(course_id: int | None) -> None:
 
 async def _admit(
     ws: Websocket, svc: Services, course_id: int | None
-) -> tuple[Principal, Connection, float] | None:
+) -> tuple[Principal, Connection] | None:
     """Read and check the `auth` frame; on failure, say why and close with 1008."""
     try:
         with trio.fail_after(AUTH_DEADLINE):
@@ -119,7 +115,7 @@ async def _admit(
         log.warning("ws_admission_unavailable", error=str(exc))
         await _refuse(ws, "unavailable", "the server cannot check access now; retry", TRY_LATER)
     else:
-        return who, Connection(peer), auth.keepalive or DEFAULT_KEEPALIVE
+        return who, Connection(peer, keepalive=auth.keepalive or DEFAULT_KEEPALIVE)
     return None
 
 
@@ -147,47 +143,25 @@ async def _refuse(ws: Websocket, code: str, message: str, close: int = 1008) -> 
     await ws.close(close, code)
 
 
-class _Heard:
-    """When the client last sent anything (the keep-alive's clock)."""
-
-    __slots__ = ("at",)
-
-    def __init__(self) -> None:
-        self.at = trio.current_time()
-
-
-async def _write(ws: Websocket, conn: Connection, keepalive: float, heard: _Heard) -> None:
-    """Send what is queued, everything queued in one message; ping a silent client, and cut a
-    client silent for two keep-alive periods. Returns once the connection is closed."""
-    check_at = trio.current_time() + keepalive
+async def _write(ws: Websocket, conn: Connection) -> None:
+    """Send what is queued, everything queued in one message. Returns once the connection is
+    closed (by the client leaving, a room or session cutting it, or the router's keep-alive)."""
     while True:
-        frames = None
-        with trio.move_on_at(check_at):
-            try:
-                frames = await conn.next_frames()
-            except trio.EndOfChannel:
-                return
-        if frames is not None:
-            if conn.close_code == SLOW_CLIENT:
-                return  # its room and session have let it go; what it did not read is dropped
-            await ws.send(batch(frames))
-            continue
-        silent = trio.current_time() - heard.at
-        if silent >= 2 * keepalive:
-            conn.close(KEEPALIVE_TIMEOUT)
-        elif silent >= keepalive:
-            conn.offer(encode(ServerPing(trio.current_time())))
-        check_at = heard.at + keepalive if silent < keepalive else trio.current_time() + keepalive
+        try:
+            frames = await conn.next_frames()
+        except trio.EndOfChannel:
+            return
+        if conn.close_code == SLOW_CLIENT:
+            return  # its room and session have let it go; what it did not read is dropped
+        await ws.send(batch(frames))
 
 
-async def _read(
-    ws: Websocket, svc: Services, who: Principal, conn: Connection, heard: _Heard
-) -> None:
+async def _read(ws: Websocket, svc: Services, who: Principal, conn: Connection) -> None:
     """Turn each client frame into a call or a message; answer the ones that ask for it."""
     bad = 0
     while conn.open:
         data = await ws.receive()
-        heard.at = trio.current_time()
+        conn.heard()
         if isinstance(data, bytes):
             conn.offer(encode(Error("binary_frame", "frames are JSON text")))
             conn.close(UNSUPPORTED_DATA)
