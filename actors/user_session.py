@@ -123,16 +123,7 @@ class UserSession:
             case Detach(conn):
                 self._connections.pop(conn.peer.conn, None)
             case Heard(ProgressChanged() as event):
-                # Encoded only for another device: most learners watch on one.
-                self._push(
-                    [
-                        c
-                        for c in self._connections.values()
-                        if c.peer.device_id != event.device_id
-                        and c.peer.course_id in (None, event.course_id)
-                    ],
-                    lambda: encode(Progress.of(event)),
-                )
+                self._push(self._other_devices(event), lambda: encode(Progress.of(event)))
             case Heard(JobChanged() as job):
                 self._push(self._outside_room(job.course_id), lambda: encode(Job(job)))
             case Heard(Announced() as a):
@@ -141,6 +132,15 @@ class UserSession:
                 )
                 notification = Notification("announcement", a.course_id, announcement)
                 self._push(self._outside_room(a.course_id), lambda: encode(notification))
+
+    def _other_devices(self, event: ProgressChanged) -> list[Connection]:
+        """The connections that show `event` (its course's, or notifications) and are not the
+        device that made it."""
+        return [
+            c
+            for c in self._connections.values()
+            if c.peer.device_id != event.device_id and c.peer.course_id in (None, event.course_id)
+        ]
 
     def _outside_room(self, course_id: int) -> list[Connection]:
         """The connections that do not hear `course_id`'s room (which tells its own members)."""
@@ -162,6 +162,16 @@ class UserSession:
 
     # What the Bus holds of the session: runs in the publisher's task, so it never waits.
     def _heard(self, message: LiveMessage) -> None:
+        # Most learners watch on one device, and a heartbeat's progress is then news to none
+        # of their connections: not waking the session for it saves a task switch per
+        # heartbeat. Only while it waits for a message: an Attach sent before this one, and
+        # not handled yet, may add a connection that wants it.
+        if (
+            isinstance(message, ProgressChanged)
+            and self._inbox.waiting
+            and not self._other_devices(message)
+        ):
+            return
         try:
             self._address.tell_nowait(Heard(message))
         except MailboxFull:

@@ -175,6 +175,11 @@ class _Queue(Generic[M]):
         """Nothing queued and no sender waiting for room."""
         return not self._buffer and not self._senders
 
+    @property
+    def receiver_waiting(self) -> bool:
+        """The receiver is parked (so nothing is queued)."""
+        return self._receiver is not None
+
     def close(self) -> list[_Envelope[M]]:
         """Refuse every later send; return what was queued, the parked senders' envelopes last
         (they are let in, as if there had been room). A parked receiver gets
@@ -313,6 +318,12 @@ class Inbox(Generic[M]):
     @property
     def closed(self) -> bool:
         return self._queue.closed
+
+    @property
+    def waiting(self) -> bool:
+        """The actor is parked for its next message: it has handled everything sent to it
+        (a message handed to it but not yet handled, or still queued, makes this False)."""
+        return self._queue.receiver_waiting
 
     async def receive(self) -> M:
         """Wait for the next message."""

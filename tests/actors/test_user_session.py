@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from actors.bus import Bus
 from actors.connection import Connection, Peer
 from actors.live_router import LiveRouter, RouterOptions
+from actors.runtime import open_mailbox
+from actors.user_session import Attach, SessionMessage, UserSession
 from proto.events import JobChanged, ProgressChanged
 from proto.live import Announced, user_channel
 
@@ -64,6 +67,22 @@ async def test_progress_goes_to_the_users_other_devices_and_not_back(
     assert elsewhere.queued == 0
     await router.publish(progress(None))  # from a device that did not say: to every device
     assert [f["type"] for f in await frames(laptop)] == ["progress"]
+
+
+async def test_progress_published_as_a_device_attaches_reaches_that_device(
+    nursery: trio.Nursery, bus: Bus
+) -> None:
+    address, inbox = open_mailbox[SessionMessage](16, "session")
+    await nursery.start(UserSession(USER, inbox, address, bus=bus).run)
+    address.tell_nowait(Attach(Connection(Peer("a/1", USER, "Ada", "laptop"))))
+    await trio.testing.wait_all_tasks_blocked()
+    phone = Connection(Peer("a/2", USER, "Ada", "phone"))
+    # No checkpoint between the two: the session has been handed the Attach, not handled it.
+    address.tell_nowait(Attach(phone))
+    bus.publish(user_channel(USER), progress("laptop"))
+    await trio.testing.wait_all_tasks_blocked()
+    assert phone.queued == 1
+    assert [f["type"] for f in await frames(phone)] == ["progress"]
 
 
 async def test_course_events_reach_the_users_sockets_outside_that_courses_room(
