@@ -269,15 +269,25 @@ class Address(Generic[M]):
               without answering (promptly, not at the timeout).
           Exception: whatever the actor passed to `Reply.fail`.
         """
-        answer: Answer[R] = Answer(self.name)
-        # A plain deadline scope, not fail_after: this is the node's hottest path.
-        with trio.move_on_after(timeout):
-            # No local keeps the Reply alive here: an actor that drops it must be the last
-            # owner, so that collecting it wakes us (see reply.py).
-            await self._queue.put(_ask_envelope(build, answer))
-            return await answer.wait()
-        # Only the deadline leaves the block without returning (an outer cancel propagates).
-        raise AskTimeout(self.name, timeout)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        deadline = trio.current_time() + timeout
+        answer: Answer[R] = Answer(self.name, timeout)
+        # No local keeps the Reply alive while we wait: an actor that drops it must be its
+        # last owner, so that collecting it wakes us (see reply.py).
+        if not await self._put_by(deadline, _ask_envelope(build, answer)):
+            raise AskTimeout(self.name, timeout)
+        return await answer.wait(deadline)
+
+    async def _put_by(self, deadline: float, envelope: _Envelope[M]) -> bool:
+        """Queue `envelope`, waiting for room until `deadline`; False if there was none."""
+        try:
+            self._queue.put_nowait(envelope)
+        except MailboxFull:
+            with trio.move_on_at(deadline):
+                await self._queue.put(envelope)
+                return True
+            return False
+        return True
 
     def statistics(self) -> MailboxStatistics:
         return self._queue.statistics()

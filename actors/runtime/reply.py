@@ -9,7 +9,9 @@ answer, never the reply: the actor must be the reply's last owner.
 
 A parked task and a slot rather than a memory channel: an ask is the hottest path in the node
 (every progress heartbeat is one), and a channel's three objects and their bookkeeping were
-a fifth of the CPU an ask cost.
+a fifth of the CPU an ask cost. For the same reason the wait's timeout is not a cancel scope
+but an entry in the run's ask deadlines (deadlines.py), which settles the answer with
+`AskTimeout`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Generic, TypeVar
 import outcome
 import trio
 
-from .errors import ActorStopped, ReplyAlreadySent
+from .deadlines import expire_at
+from .errors import ActorStopped, AskTimeout, ReplyAlreadySent
 
 R = TypeVar("R")
 
@@ -28,41 +31,51 @@ R = TypeVar("R")
 class Answer(Generic[R]):
     """The asker's end: where the answer lands, and the asker while it waits for it."""
 
-    __slots__ = ("_asker", "_name", "_result")
+    __slots__ = ("_asker", "_name", "_result", "_settled", "_timeout")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, timeout: float) -> None:
         self._name = name
-        self._result: outcome.Outcome[R] | None = None
+        self._timeout = timeout
+        self._settled = False
+        self._result: outcome.Outcome[R] | None = None  # settled before the asker waited
         self._asker: trio.lowlevel.Task | None = None
 
-    async def wait(self) -> R:
-        """Wait for the answer and return it (or raise what the actor failed it with). Called
-        once, by the asker; a cancelled wait has taken nothing."""
-        if self._result is None:
-            self._asker = trio.lowlevel.current_task()
+    async def wait(self, deadline: float) -> R:
+        """Wait for the answer and return it (or raise what the actor failed it with);
+        `AskTimeout` at `deadline`. Called once, by the asker; a cancelled wait has taken
+        nothing."""
+        if self._result is not None:
+            return self._result.unwrap()
+        self._asker = trio.lowlevel.current_task()
+        expire_at(deadline, self)
 
-            def abort(_: object) -> trio.lowlevel.Abort:
-                self._asker = None
-                return trio.lowlevel.Abort.SUCCEEDED
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._asker = None
+            return trio.lowlevel.Abort.SUCCEEDED
 
-            value: R = await trio.lowlevel.wait_task_rescheduled(abort)
-            return value
-        return self._result.unwrap()
+        value: R = await trio.lowlevel.wait_task_rescheduled(abort)
+        return value
 
     def settle(self, result: outcome.Outcome[R]) -> None:
-        """Put the answer in and wake the asker, if it still waits; a second answer (the
-        runtime's, after the actor's) is ignored."""
-        if self._result is not None:
+        """Put the answer in and wake the asker, if it still waits; later answers (the
+        runtime's after the actor's, a timeout after either) are ignored."""
+        if self._settled:
             return
-        self._result = result
+        self._settled = True
         asker, self._asker = self._asker, None
         if asker is not None:
             trio.lowlevel.reschedule(asker, result)
+        else:
+            self._result = result
 
     def drop(self) -> None:
         """The reply was collected unanswered."""
         dropped = ActorStopped(self._name, "dropped the request without answering")
         self.settle(outcome.Error(dropped))
+
+    def expire(self) -> None:
+        """Its deadline passed (see deadlines.py)."""
+        self.settle(outcome.Error(AskTimeout(self._name, self._timeout)))
 
 
 class Reply(Generic[R]):

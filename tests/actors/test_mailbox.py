@@ -87,6 +87,37 @@ async def test_ask_times_out_with_ask_timeout(autojump_clock: trio.testing.MockC
     assert trio.current_time() == pytest.approx(5)
 
 
+async def test_each_ask_times_out_at_its_own_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    address, _inbox = open_mailbox[Double](8, "silent")
+    timed_out: dict[float, float] = {}
+
+    async def ask(seconds: float) -> None:
+        with pytest.raises(AskTimeout):
+            await address.ask(lambda reply: Double(1, reply), timeout=seconds)
+        timed_out[seconds] = trio.current_time()
+
+    async with trio.open_nursery() as nursery:
+        for seconds in (10, 2, 5):  # a later ask with an earlier deadline is not kept waiting
+            nursery.start_soon(ask, seconds)
+            await trio.testing.wait_all_tasks_blocked()
+    assert timed_out == {10: pytest.approx(10), 2: pytest.approx(2), 5: pytest.approx(5)}
+
+
+async def test_an_answered_ask_is_not_timed_out_afterwards(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    address, inbox = open_mailbox[Double](4, "echo")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer_one, inbox)
+        assert await address.ask(lambda reply: Double(2, reply), timeout=1) == 4
+    await trio.sleep(2)  # past its deadline: nothing is raised anywhere
+    with pytest.raises(AskTimeout):
+        await address.ask(lambda reply: Double(3, reply), timeout=1)
+    assert trio.current_time() == pytest.approx(3)
+
+
 async def test_ask_timeout_includes_waiting_for_room(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
