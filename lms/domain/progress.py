@@ -123,34 +123,43 @@ def union(*groups: Iterable[Segment]) -> Segments:
     Segments of zero length are dropped: they add no watched time, and keeping them would let a
     stray point bridge two gaps.
     """
-    merged: list[list[float]] = []
-    for start, end in sorted(s for group in groups for s in group if s[1] > s[0]):
+    segments = [s for group in groups for s in group if s[1] > s[0]]
+    segments.sort()
+    merged: list[Segment] = []
+    for start, end in segments:
         if merged and start - merged[-1][1] < GAP:
-            merged[-1][1] = max(merged[-1][1], end)
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
         else:
-            merged.append([start, end])
-    return tuple((start, end) for start, end in merged)
+            merged.append((start, end))
+    return tuple(merged)
 
 
 def watched(played: Segments) -> float:
     """Seconds actually watched: the total length of a normalised union."""
-    return math.fsum(end - start for start, end in played)
+    return math.fsum([end - start for start, end in played])
 
 
 def watched_within(progress: Progress, rules: ContentRules) -> float:
     """Watched seconds, never above the duration (the lengths' rounding could add an ulp)."""
-    if rules.duration is None:
-        return progress.watched_seconds
-    return min(progress.watched_seconds, rules.duration)
+    return _within(progress.watched_seconds, rules)
 
 
 def coverage(progress: Progress, rules: ContentRules) -> float:
     """The watched fraction of the content, 0..1 (a text: 1 once completed, else 0)."""
+    return _coverage(progress, rules, progress.watched_seconds)
+
+
+def _within(watched: float, rules: ContentRules) -> float:
+    return watched if rules.duration is None else min(watched, rules.duration)
+
+
+def _coverage(progress: Progress, rules: ContentRules, watched: float) -> float:
     if rules.kind is ContentKind.TEXT:
         return 1.0 if progress.completed_at is not None else 0.0
     if not rules.duration:
         return 0.0
-    return min(1.0, progress.watched_seconds / rules.duration)
+    return min(1.0, watched / rules.duration)
 
 
 # --- combining progress -------------------------------------------------------------------------
@@ -315,14 +324,15 @@ def state(
     content_id: int,
     updated_at: datetime,
 ) -> ProgressState:
+    watched = progress.watched_seconds
     return ProgressState(
         content_id=content_id,
         course_id=rules.course_id,
         position=progress.position,
         played=list(progress.played),
-        watched_seconds=watched_within(progress, rules),
+        watched_seconds=_within(watched, rules),
         duration=rules.duration,
-        coverage=coverage(progress, rules),
+        coverage=_coverage(progress, rules, watched),
         completed=progress.completed_at is not None,
         completed_at=progress.completed_at,
         updated_at=updated_at,
