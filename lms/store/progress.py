@@ -179,7 +179,10 @@ async def _read(
         [user for user, _ in keys],
         [content for _, content in keys],
     )
-    rules = {row["content_id"]: _rules(row) for row in rows}
+    rules: dict[int, ContentRules] = {}
+    for row in rows:  # a batch names few contents for many learners
+        if row["content_id"] not in rules:
+            rules[row["content_id"]] = _rules(row)
     enrolled = {(row["course_id"], row["user_id"]) for row in rows if row["enrolled"]}
     stored = {
         (row["user_id"], row["content_id"]): _Stored(
