@@ -57,6 +57,7 @@ from actors.progress_writer import start_progress_writer
 from actors.runtime import Supervisor
 from lms.accounts.tokens import TokenIssuer
 from lms.domain.progress import prepare
+from lms.heap import settle_after_startup
 from lms.progress.direct import DirectWrites
 from lms.store import bridge
 from lms.store import progress as progress_store
@@ -254,6 +255,7 @@ async def writer_part(server: str, n_players: int, seconds: float) -> list[Run]:
                     update = ProgressUpdate(content_id=video, position=position, played=played)
                     await record(prepare(user, update, now=datetime.now(UTC)))
 
+                settle_after_startup()  # the collector as the node runs it once serving
                 mark = await write_transactions(dsn)
                 cpu = time.process_time()
                 latencies, elapsed = await players(course, seconds, player)
