@@ -264,11 +264,14 @@ class Address(Generic[M]):
         `timeout` covers both waiting for room in the mailbox and waiting for the answer.
 
         Raises:
+          ValueError: `timeout` is negative or NaN.
           AskTimeout: no answer within `timeout` seconds.
           ActorStopped: the inbox is closed, or the actor stopped, crashed or dropped the reply
               without answering (promptly, not at the timeout).
           Exception: whatever the actor passed to `Reply.fail`.
         """
+        if not timeout >= 0:  # also NaN, which would corrupt the run's deadline heap
+            raise ValueError(f"timeout must be >= 0 seconds, not {timeout!r}")
         await trio.lowlevel.checkpoint_if_cancelled()
         deadline = trio.current_time() + timeout
         answer: Answer[R] = Answer(self.name, timeout)

@@ -17,6 +17,7 @@ but an entry in the run's ask deadlines (deadlines.py), which settles the answer
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Generic, TypeVar
 
 import outcome
@@ -47,7 +48,8 @@ class Answer(Generic[R]):
         if self._result is not None:
             return self._result.unwrap()
         self._asker = trio.lowlevel.current_task()
-        expire_at(deadline, self)
+        if deadline != math.inf:  # an entry that never comes due would stay forever
+            expire_at(deadline, self)
 
         def abort(_: object) -> trio.lowlevel.Abort:
             self._asker = None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gc
+import math
 from dataclasses import dataclass
 
 import pytest
@@ -103,6 +104,21 @@ async def test_each_ask_times_out_at_its_own_deadline(
             nursery.start_soon(ask, seconds)
             await trio.testing.wait_all_tasks_blocked()
     assert timed_out == {10: pytest.approx(10), 2: pytest.approx(2), 5: pytest.approx(5)}
+
+
+async def test_an_ask_refuses_a_negative_or_nan_timeout_and_sends_nothing() -> None:
+    address, inbox = open_mailbox[Double](4, "strict")
+    for timeout in (-1.0, math.nan):
+        with pytest.raises(ValueError, match="timeout"):
+            await address.ask(lambda reply: Double(1, reply), timeout=timeout)
+    assert inbox.statistics().depth == 0
+
+
+async def test_an_ask_may_wait_without_a_deadline() -> None:
+    address, inbox = open_mailbox[Double](4, "patient")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer_one, inbox)
+        assert await address.ask(lambda reply: Double(4, reply), timeout=math.inf) == 8
 
 
 async def test_an_answered_ask_is_not_timed_out_afterwards(
