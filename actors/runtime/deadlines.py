@@ -6,14 +6,16 @@ registers and unregisters every such deadline), and an ask is the node's hottest
 progress heartbeat is one. So a waiting ask's `Answer` goes into a heap by deadline instead,
 and one system task sleeps until the earliest, then settles every answer that is due with
 `AskTimeout`, which wakes its asker as an answer would (an answer that came first wins; the
-timeout is then ignored). Asks that were answered stay in the heap until their deadline:
-entries are small (the answer's value is not kept once delivered) and go in time order.
+timeout is then ignored). The task sleeps until the earliest ask still waiting; answered ones
+are dropped from the heap when they reach its top (entries are small: an answer's value is not
+kept once delivered).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -36,39 +38,31 @@ def expire_at(deadline: float, answer: Answer[Any]) -> None:
 
 
 class _Deadlines:
-    __slots__ = ("_heap", "_idle", "_order", "_sleep")
+    __slots__ = ("_heap", "_order", "_sleep")
 
     def __init__(self) -> None:
         # (deadline, order, answer): the order breaks ties so answers are never compared.
         self._heap: list[tuple[float, int, Answer[Any]]] = []
         self._order = itertools.count()
-        self._sleep: trio.CancelScope | None = None  # sleeping until the earliest deadline
-        self._idle: trio.lowlevel.Task | None = None  # parked: the heap is empty
+        self._sleep: trio.CancelScope | None = None  # the task's sleep, until its next deadline
 
     def add(self, deadline: float, answer: Answer[Any]) -> None:
         heapq.heappush(self._heap, (deadline, next(self._order), answer))
-        if self._idle is not None:
-            idle, self._idle = self._idle, None
-            trio.lowlevel.reschedule(idle)
-        elif self._sleep is not None and deadline < self._sleep.deadline:
+        # Moving the sleep's deadline is cheaper than waking the task, and it is needed only
+        # for a deadline earlier than every waiting ask's (rare: timeouts are alike).
+        if self._sleep is not None and deadline < self._sleep.deadline:
             self._sleep.deadline = deadline
 
     async def run(self) -> None:
         heap = self._heap
         while True:
-            if not heap:
-                self._idle = trio.lowlevel.current_task()
-
-                def abort(_: object) -> trio.lowlevel.Abort:
-                    self._idle = None
-                    return trio.lowlevel.Abort.SUCCEEDED
-
-                await trio.lowlevel.wait_task_rescheduled(abort)
-                continue
-            self._sleep = trio.CancelScope(deadline=heap[0][0])
+            # Answered asks need no timeout: sleeping until theirs would wake this task once
+            # per ask. So it sleeps until the earliest ask still waiting.
+            while heap and heap[0][2].settled:
+                heapq.heappop(heap)
+            self._sleep = trio.CancelScope(deadline=heap[0][0] if heap else math.inf)
             with self._sleep:
                 await trio.sleep_forever()
-            self._sleep = None
             now = trio.current_time()
             while heap and heap[0][0] <= now:
                 heapq.heappop(heap)[2].expire()

@@ -41,6 +41,10 @@ class Answer(Generic[R]):
         self._result: outcome.Outcome[R] | None = None  # settled before the asker waited
         self._asker: trio.lowlevel.Task | None = None
 
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
     async def wait(self, deadline: float) -> R:
         """Wait for the answer and return it (or raise what the actor failed it with);
         `AskTimeout` at `deadline`. Called once, by the asker; a cancelled wait has taken

@@ -3,6 +3,7 @@ from __future__ import annotations
 import gc
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
 import trio
@@ -104,6 +105,41 @@ async def test_each_ask_times_out_at_its_own_deadline(
             nursery.start_soon(ask, seconds)
             await trio.testing.wait_all_tasks_blocked()
     assert timed_out == {10: pytest.approx(10), 2: pytest.approx(2), 5: pytest.approx(5)}
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the steps of the tasks with one name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name == self.name:
+            self.count += 1
+
+
+async def test_answered_asks_do_not_wake_the_deadline_task(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    address, inbox = open_mailbox[Double](64, "echo")
+
+    async def answer_all() -> None:
+        async for message in inbox:
+            message.reply.send(message.value * 2)
+
+    steps = _Steps("actors.ask_deadlines")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer_all)
+        await address.ask(lambda reply: Double(0, reply), timeout=10)  # the task is running
+        trio.lowlevel.add_instrument(steps)
+        for value in range(1, 21):
+            assert await address.ask(partial(Double, value), timeout=10) == 2 * value
+            await trio.sleep(0.1)
+        await trio.sleep(30)  # past every deadline
+        nursery.cancel_scope.cancel()
+    trio.lowlevel.remove_instrument(steps)
+    assert steps.count <= 2  # not once per ask
 
 
 async def test_an_ask_refuses_a_negative_or_nan_timeout_and_sends_nothing() -> None:
