@@ -1,5 +1,6 @@
 """The live benchmark's baseline: a bare Quart-Trio app on the same Hypercorn settings that
-sends the same frames with no actors, no database and no checks.
+sends the same frames with no actors, no database and no checks, under the node's collector
+settings (`lms.heap`).
 
     python -m tests.bench.live_bare   (prints "listening on URL"; stopped with SIGTERM)
 
@@ -25,6 +26,7 @@ from quart import websocket
 from quart.wrappers import Websocket
 from quart_trio import QuartTrio
 
+from lms.heap import settle_after_startup
 from proto.frames import MAX_FRAME_BYTES
 
 app = QuartTrio("bare")
@@ -144,6 +146,7 @@ async def main() -> None:
 
             nursery.start_soon(stop)
             binds = await nursery.start(hypercorn.trio.serve, app, config)
+            settle_after_startup()  # the node's collector settings: compare frames, not heaps
             print(f"listening on {binds[0]}", flush=True)
 
 
