@@ -44,12 +44,17 @@ class Connection:
     A list and one parked task rather than a memory channel: there is one reader (the edge's
     writer) and this is per connection, where a channel's buffers cost kilobytes.
 
+    The edge's reader answers its client's own frames (acks, pongs, errors) itself when the
+    writer is idle: `claim`, send, `release`. Frames offered meanwhile wait until `release`, so
+    the client still receives everything in the order it was offered.
+
     `keepalive` is how long the client may stay silent before it is pinged (seconds);
     `heard_at` is when it last sent anything (trio's clock), stamped by the edge with `heard`.
     """
 
     __slots__ = (
         "_capacity",
+        "_claimed",
         "_queue",
         "_waiter",
         "close_code",
@@ -68,6 +73,7 @@ class Connection:
         self._capacity = capacity
         self._queue: list[str] = []
         self._waiter: trio.lowlevel.Task | None = None
+        self._claimed = False
         self.close_code: int | None = None
         self.dropped = 0
 
@@ -125,7 +131,23 @@ class Connection:
         frames, self._queue = self._queue, []
         return frames
 
+    def claim(self) -> bool:
+        """Take the socket for one send of the caller's own, if the writer waits with nothing
+        queued (so nothing offered earlier is still unsent); then `release` once sent."""
+        if self._waiter is None or self._claimed or self._queue or self.close_code is not None:
+            return False
+        self._claimed = True
+        return True
+
+    def release(self) -> None:
+        """The claimed send is done: hand what was offered meanwhile to the writer."""
+        self._claimed = False
+        if self._queue or self.close_code is not None:
+            self._wake()
+
     def _wake(self) -> None:
+        if self._claimed:
+            return  # `release` wakes the writer, after the claimed send
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             trio.lowlevel.reschedule(waiter)

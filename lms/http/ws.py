@@ -3,7 +3,8 @@
 An edge authenticates the first frame, checks the caller's right to the course's room, and then
 only moves frames: what the client sends becomes a call on the progress service or a message to
 the router; what the actors queue on the connection is written by one writer task, everything
-queued at once in one message. The protocol is described in `proto/frames.py`.
+queued at once in one message. The answer to a client's own frame (an ack) is sent by the
+reader itself when nothing is queued before it. The protocol is described in `proto/frames.py`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from proto.frames import (
     Heartbeat,
     Ping,
     Pong,
+    ServerFrame,
     ServerPong,
     Subscribe,
     Watch,
@@ -169,22 +171,37 @@ async def _read(ws: Websocket, svc: Services, who: Principal, conn: Connection) 
         try:
             frame = decode_client(data)
         except msgspec.ValidationError as exc:
-            error = Error("invalid_frame", str(exc))
+            answer: ServerFrame | None = Error("invalid_frame", str(exc))
         except msgspec.DecodeError as exc:
-            error = Error("bad_json", f"not a JSON frame: {exc}")
+            answer = Error("bad_json", f"not a JSON frame: {exc}")
         else:
-            error = await _handle(svc, who, conn, frame)
-        if error is None:
+            answer = await _handle(svc, who, conn, frame)
+        if answer is None:
             continue
-        conn.offer(encode(error))
-        bad += 1
-        if bad >= BAD_FRAME_LIMIT:
-            conn.offer(encode(Error("too_many_errors", "closing after too many bad frames")))
-            conn.close(POLICY_VIOLATION)
+        await _answer(ws, conn, encode(answer))
+        if isinstance(answer, Error):
+            bad += 1
+            if bad >= BAD_FRAME_LIMIT:
+                conn.offer(encode(Error("too_many_errors", "closing after too many bad frames")))
+                conn.close(POLICY_VIOLATION)
 
 
-async def _handle(svc: Services, who: Principal, conn: Connection, frame: object) -> Error | None:
-    """Do what one frame asks; an `Error` to send back when it cannot be done."""
+async def _answer(ws: Websocket, conn: Connection, text: str) -> None:
+    """Send the answer to the client's frame: at once when the writer is idle (most acks),
+    which spares waking it; else behind what is queued."""
+    if not conn.claim():
+        conn.offer(text)
+        return
+    try:
+        await ws.send(text)
+    finally:
+        conn.release()
+
+
+async def _handle(
+    svc: Services, who: Principal, conn: Connection, frame: object
+) -> ServerFrame | None:
+    """Do what one frame asks; the frame to answer with (an `Error` when it cannot be done)."""
     course_id = conn.peer.course_id
     match frame:
         case Heartbeat(update, request_id):
@@ -196,9 +213,9 @@ async def _handle(svc: Services, who: Principal, conn: Connection, frame: object
                 return Error(
                     "unavailable", "progress cannot be stored right now; retry", request_id
                 )
-            conn.offer(encode(Ack(request_id, state)))
+            return Ack(request_id, state)
         case Ping(t):
-            conn.offer(encode(ServerPong(t)))
+            return ServerPong(t)
         case Pong():
             pass
         case Subscribe(since) if course_id is not None:
@@ -210,7 +227,7 @@ async def _handle(svc: Services, who: Principal, conn: Connection, frame: object
                 await svc.live.announce(who, course_id, text)
             except LmsError as error:
                 return Error(error.code, error.message, request_id)
-            conn.offer(encode(Ack(request_id)))
+            return Ack(request_id)
         case Auth():
             return Error("already_authenticated", "this connection is authenticated already")
         case _:
