@@ -88,7 +88,16 @@ class _Queue(Generic[M]):
     operation that gives up on cancellation has done nothing.
     """
 
-    __slots__ = ("_buffer", "_receiver", "_senders", "capacity", "closed", "name", "received")
+    __slots__ = (
+        "_buffer",
+        "_filling",
+        "_receiver",
+        "_senders",
+        "capacity",
+        "closed",
+        "name",
+        "received",
+    )
 
     def __init__(self, capacity: int, name: str) -> None:
         self.name = name
@@ -99,6 +108,8 @@ class _Queue(Generic[M]):
         self._buffer: deque[_Envelope[M]] | None = None
         self._senders: dict[trio.lowlevel.Task, _Envelope[M]] = {}
         self._receiver: trio.lowlevel.Task | None = None
+        # The receiver parked until the buffer holds this many (`wait_depth`).
+        self._filling: tuple[trio.lowlevel.Task, int] | None = None
 
     def put_nowait(self, envelope: _Envelope[M]) -> None:
         if self.closed:
@@ -112,6 +123,9 @@ class _Queue(Generic[M]):
         elif len(self._buffer) >= self.capacity:
             raise MailboxFull(self.name, self.capacity)
         self._buffer.append(envelope)
+        if self._filling is not None and len(self._buffer) >= self._filling[1]:
+            filling, self._filling = self._filling[0], None
+            trio.lowlevel.reschedule(filling)
 
     async def put(self, envelope: _Envelope[M]) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -155,7 +169,7 @@ class _Queue(Generic[M]):
         else:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return envelope
-        if self._receiver is not None:
+        if self._receiver is not None or self._filling is not None:
             raise trio.BusyResourceError("another task is already receiving from this mailbox")
         self._receiver = trio.lowlevel.current_task()
 
@@ -165,6 +179,22 @@ class _Queue(Generic[M]):
 
         envelope: _Envelope[M] = await trio.lowlevel.wait_task_rescheduled(abort)
         return envelope
+
+    async def wait_depth(self, depth: int) -> None:
+        """Return once `depth` envelopes are queued, or the mailbox closes."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self.depth >= depth or self.closed:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        if self._receiver is not None or self._filling is not None:
+            raise trio.BusyResourceError("another task is already receiving from this mailbox")
+        self._filling = (trio.lowlevel.current_task(), depth)
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._filling = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     @property
     def depth(self) -> int:
@@ -195,6 +225,9 @@ class _Queue(Generic[M]):
             receiver, self._receiver = self._receiver, None
             error = trio.ClosedResourceError("this mailbox is closed")
             trio.lowlevel.reschedule(receiver, outcome.Error(error))
+        if self._filling is not None:
+            filling, self._filling = self._filling[0], None
+            trio.lowlevel.reschedule(filling)
         return left
 
     def statistics(self) -> MailboxStatistics:
@@ -341,6 +374,11 @@ class Inbox(Generic[M]):
     async def receive(self) -> M:
         """Wait for the next message."""
         return self._open(await self._queue.get())
+
+    async def wait_queued(self, count: int) -> None:
+        """Wait until `count` messages are queued (at once if they are) or the inbox closes,
+        without taking any: how an actor lets a batch fill up. Put a deadline around it."""
+        await self._queue.wait_depth(count)
 
     def receive_nowait(self) -> M:
         """Take the next message if one is waiting.

@@ -327,6 +327,39 @@ async def test_an_actor_waiting_for_a_message_hears_its_inbox_close() -> None:
             inbox.close()
 
 
+async def test_an_actor_waiting_for_a_batch_wakes_once_enough_messages_are_queued() -> None:
+    address, inbox = open_mailbox[int](8, "batching")
+    filled = trio.Event()
+
+    async def wait() -> None:
+        await inbox.wait_queued(3)
+        filled.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wait)
+        for value in range(3):
+            await trio.testing.wait_all_tasks_blocked()
+            assert not filled.is_set()
+            address.tell_nowait(value)
+    assert [inbox.receive_nowait() for _ in range(3)] == [0, 1, 2]  # waiting took none
+    with trio.fail_after(5):
+        await inbox.wait_queued(0)  # already there: returns at once
+
+
+async def test_waiting_for_a_batch_ends_with_its_deadline_or_the_inbox_closing() -> None:
+    address, inbox = open_mailbox[int](8, "batching")
+    with trio.move_on_after(0.01) as scope:
+        await inbox.wait_queued(2)
+    assert scope.cancelled_caught
+    address.tell_nowait(1)  # the cancelled wait left nothing parked: this is just queued
+    assert inbox.statistics().depth == 1
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(inbox.wait_queued, 2)
+            await trio.testing.wait_all_tasks_blocked()
+            inbox.close()
+
+
 async def test_a_second_answer_raises_reply_already_sent() -> None:
     address, inbox = open_mailbox[Double](4, "twice")
 

@@ -14,8 +14,14 @@ import pytest
 import trio
 import trio.testing
 
-from actors.progress_writer import BatchFailed, ProgressWrites, start_progress_writer
-from actors.runtime import Supervisor
+from actors.progress_writer import (
+    BatchFailed,
+    ProgressWriter,
+    ProgressWrites,
+    Record,
+    start_progress_writer,
+)
+from actors.runtime import Supervisor, open_mailbox
 from lms.domain.progress import GAP, Refusal, Refused, Written, prepare, union
 from lms.store import bridge
 from lms.store import progress as progress_store
@@ -192,6 +198,48 @@ async def test_updates_arriving_right_after_a_commit_began_share_the_next_one(
         assert all(isinstance(a, Written) for a in answers)
         assert commit.transactions == 2
         assert writes.statistics().largest_batch == 2
+
+
+async def test_a_batch_with_enough_updates_waiting_starts_without_waiting_out_the_window(
+    database_url: str,
+) -> None:
+    """A burst (or players each waiting on their answer) must not be held to one batch per
+    `gather`: once `enough` updates wait, the batch starts."""
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed, learners=4)
+        commit = CountedCommit(db)
+        async with running_writer(commit, gather=3600, enough=3) as writes:
+
+            async def send(user: int) -> None:
+                write = heartbeat(user, course.videos[0], (0, 30))
+                assert isinstance(await writes.record(write, timeout=TIMEOUT), Written)
+
+            await send(course.learners[0])  # an idle writer takes it at once
+            with trio.fail_after(TIMEOUT):  # not an hour later
+                async with trio.open_nursery() as nursery:
+                    for user in course.learners[1:]:
+                        nursery.start_soon(send, user)
+
+        assert commit.transactions == 2
+        assert writes.statistics().largest_batch == 3
+
+
+def test_a_writer_refuses_settings_under_which_batches_could_not_form() -> None:
+    _address, inbox = open_mailbox[Record](8, "writer")
+
+    async def commit(writes: list[ProgressWrite]) -> list[Written | Refused]:
+        raise AssertionError("never called")
+
+    bad: list[dict[str, float]] = [
+        {"max_batch": 0},
+        {"enough": 0},
+        {"max_batch": 16, "enough": 17},
+        {"gather": -0.01},
+        {"gather": float("nan")},
+    ]
+    for options in bad:
+        with pytest.raises(ValueError, match="must be"):
+            ProgressWriter(inbox, commit, ignore, **options)  # type: ignore[arg-type]
 
 
 async def test_a_refused_write_does_not_fail_the_rest_of_its_batch(database_url: str) -> None:
