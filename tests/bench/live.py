@@ -1,7 +1,7 @@
 """The live layer under load: one node, thousands of WebSocket learners, a few instructors.
 
     python -m tests.bench.live [--learners 5000] [--room 500] [--instructors 10] [--clients 4]
-                               [--interval 5] [--rounds 1]
+                               [--interval 5] [--rounds 1] [--profile DIR]
 
 Learners are split into courses ("rooms") of `--room`; each course has an instructor following
 its room, and every learner is also enrolled in one big course. Clients run in `--clients`
@@ -26,7 +26,7 @@ shared: `--rounds N` runs both N times, alternating, and reports each measure's 
 The node (and the bare server) are pinned to CPU 0 and the clients to the other CPUs; the
 server's CPU time is read from /proc for its own process only. PostgreSQL is not pinned.
 Uses LMS_TEST_DATABASE_URL when set, else starts a throwaway PostgreSQL. `--keep` keeps the
-node's log.
+node's log; `--profile DIR` samples the server with py-spy during each measured window.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import contextlib
 import json
 import os
 import resource
@@ -43,7 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,7 +234,8 @@ async def workload(
         await clients.tell_all("mark")
         before = await clients.answers()
         cpu0, t0 = cpu_seconds(pid), time.time()
-        await trio.sleep(args.seconds)
+        async with profiled(pid, args):
+            await trio.sleep(args.seconds)
         await clients.tell_all("mark")
         after = await clients.answers()
         cpu1, t1 = cpu_seconds(pid), time.time()
@@ -286,6 +288,27 @@ async def workload(
         "errors": float(sum(r["errors"] for r in reports)),
         "closed": float(sum(r["closed"] for r in reports)),
     }
+
+
+@contextlib.asynccontextmanager
+async def profiled(pid: int, args: argparse.Namespace) -> AsyncIterator[None]:
+    """With `--profile DIR`, sample the server with py-spy (if installed) for the measured
+    window, into DIR/<pid>.txt (py-spy's raw format: one stack and its count per line). py-spy
+    reads the process's memory without stopping it, so the server's CPU is not charged."""
+    if not args.profile:
+        yield
+        return
+    out = Path(args.profile) / f"{pid}.txt"
+    command = ["py-spy", "record", "-p", str(pid), "-r", "200", "-d", str(int(args.seconds))]
+    command += ["-f", "raw", "-o", str(out), "--nonblocking"]
+    spy = await trio.lowlevel.open_process(command, stdout=subprocess.DEVNULL)
+    os.sched_setaffinity(spy.pid, set(range(os.cpu_count() or 1)) - NODE_CPU or NODE_CPU)
+    try:
+        yield
+    finally:
+        with trio.CancelScope(shield=True):
+            await spy.wait()
+    print(f"profile of {pid} in {out}", flush=True)
 
 
 async def run_node(
@@ -399,6 +422,7 @@ def main() -> None:
     )
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the node's data dir and log")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server in the window")
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
