@@ -234,7 +234,7 @@ async def workload(
         await clients.tell_all("mark")
         before = await clients.answers()
         cpu0, t0 = cpu_seconds(pid), time.time()
-        async with profiled(pid, args):
+        async with profiled(pid, args), core_speed() as probe:
             await trio.sleep(args.seconds)
         await clients.tell_all("mark")
         after = await clients.answers()
@@ -284,10 +284,38 @@ async def workload(
         "cpu/frame us": (cpu1 - cpu0) / max(frames, 1) * 1e6,
         "cpu/message us": (cpu1 - cpu0) / max(messages, 1) * 1e6,
         "cpu %": (cpu1 - cpu0) / window * 100,
+        "core probe us": probe.median_us,
+        "cpu/frame in probes": (cpu1 - cpu0) / max(frames, 1) * 1e6 / probe.median_us,
         "rss/conn KiB": rss_per_conn / 1024,
         "errors": float(sum(r["errors"] for r in reports)),
         "closed": float(sum(r["closed"] for r in reports)),
     }
+
+
+@dataclass
+class Probe:
+    median_us: float = float("nan")
+
+
+@contextlib.asynccontextmanager
+async def core_speed() -> AsyncIterator[Probe]:
+    """Time tests/bench/core_speed.py's fixed work on the server's core for the block."""
+    probe = Probe()
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "tests.bench.core_speed"], stdout=subprocess.PIPE
+    )
+    os.sched_setaffinity(process.pid, NODE_CPU)
+    try:
+        yield probe
+    finally:
+        with trio.CancelScope(shield=True):
+            process.terminate()
+            assert process.stdout is not None
+            output = b""
+            while chunk := await process.stdout.receive_some():
+                output += chunk
+            await process.wait()
+    probe.median_us = float(output)
 
 
 @contextlib.asynccontextmanager

@@ -80,3 +80,21 @@ async def test_an_asyncio_task_that_never_waits_does_not_starve_trio() -> None:
         nursery.start_soon(trio_side)
     assert trio_ran_at
     assert trio_ran_at[0] < spins
+
+
+async def test_callbacks_are_type_checked_in_asyncio_debug_mode_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def not_a_callback() -> None:
+        pass
+
+    async def schedule() -> None:
+        handle = asyncio.get_running_loop().call_soon(not_a_callback)  # type: ignore[arg-type]
+        handle.cancel()
+
+    async with bridge.open_bridge():
+        await bridge.call(schedule)  # as asyncio's own loop: no check outside debug mode
+    monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
+    async with bridge.open_bridge():
+        with pytest.raises(TypeError, match="coroutines cannot be used"):
+            await bridge.call(schedule)

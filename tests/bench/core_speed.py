@@ -1,0 +1,51 @@
+"""How fast the server's core is running right now, for tests/bench/live.py.
+
+    python -m tests.bench.core_speed   (stopped with SIGTERM; prints the median, in us)
+
+The machines are shared VMs: between two measured windows a minute apart the same server's CPU
+per frame has moved by a third, as other tenants load the host. So each window also runs this
+probe on the server's core: a fixed piece of pure Python (dict updates and string formatting,
+like a server's own work) every 100 ms, ~1 % of the core, timed in thread CPU time. A window's
+CPU per frame divided by its probe's median is comparable across windows taken at different
+speeds.
+"""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import time
+from types import FrameType
+
+PERIOD = 0.1
+ROUNDS = 3000
+
+
+def work() -> str:
+    counts: dict[int, int] = {}
+    text = ""
+    for i in range(ROUNDS):
+        counts[i % 97] = counts.get(i % 97, 0) + i
+        text = f"{i}:{counts[i % 97]}"
+    return text
+
+
+def main() -> None:
+    stopped = False
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopped
+        stopped = True
+
+    signal.signal(signal.SIGTERM, stop)
+    samples: list[float] = []
+    while not stopped:
+        started = time.thread_time()
+        work()
+        samples.append(time.thread_time() - started)
+        time.sleep(PERIOD)
+    print(f"{statistics.median(samples) * 1e6:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
