@@ -18,6 +18,8 @@ learner as a notification on the socket it has open. Printed:
 - node CPU per delivered frame (the targets' measure: the bare route sends one frame per
   message, the node sends a connection's queued frames as one batch) and per message, and RSS
   per connection (idle, right after connecting);
+- the core probe (`tests/bench/core_speed.py`): how contended the server's core was during the
+  window, to tell a slow round from a slow server;
 
 beside the same client workload against a bare Quart-Trio route (tests/bench/live_bare.py)
 that sends the same kinds of frames with no actors, no database, no checks. The machine may be
@@ -285,7 +287,6 @@ async def workload(
         "cpu/message us": (cpu1 - cpu0) / max(messages, 1) * 1e6,
         "cpu %": (cpu1 - cpu0) / window * 100,
         "core probe us": probe.median_us,
-        "cpu/frame in probes": (cpu1 - cpu0) / max(frames, 1) * 1e6 / probe.median_us,
         "rss/conn KiB": rss_per_conn / 1024,
         "errors": float(sum(r["errors"] for r in reports)),
         "closed": float(sum(r["closed"] for r in reports)),
