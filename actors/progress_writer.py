@@ -17,9 +17,9 @@ node's CPU) is many times one row's (~25 us). So, as a Kafka producer lingers, a
 `gather` seconds after the previous one started, or as soon as `enough` updates wait, whichever
 comes first: an update that finds the writer idle for longer is taken at once; the ones arriving
 within `gather` of the last start wait for the next and share its commit, unless there are
-already enough of them to make it worth its cost. At 1,000 heartbeats/s that is a batch every
-25 ms instead of one every few; under a burst, or with players waiting on each answer, batches
-start back to back; and when a commit takes longer than `gather` the window adds nothing.
+already enough of them to make it worth its cost. At 1,000 heartbeats/s that is a batch of
+~25 every 25 ms; under a burst, or with players waiting on each answer, batches start back to
+back; and when a commit takes longer than `gather` the window adds nothing.
 
 What a batch does with each write (refuse it, or merge it) is decided inside `commit` against
 what is stored, so one bad write is refused on its own and the rest of the batch is stored. A
