@@ -321,14 +321,17 @@ async def core_speed() -> AsyncIterator[Probe]:
 
 @contextlib.asynccontextmanager
 async def profiled(pid: int, args: argparse.Namespace) -> AsyncIterator[None]:
-    """With `--profile DIR`, sample the server with py-spy (if installed) for the measured
-    window, into DIR/<pid>.txt (py-spy's raw format: one stack and its count per line). py-spy
-    reads the process's memory without stopping it, so the server's CPU is not charged."""
-    if not args.profile:
+    """With `--profile DIR`, sample the server with py-spy for the measured window, into
+    DIR/<pid>.txt (py-spy's raw format: one stack and its count per line). py-spy reads the
+    process's memory without stopping it, so the server's CPU is not charged."""
+    spy_path = shutil.which("py-spy")
+    if not args.profile or spy_path is None:
+        if args.profile:
+            print("--profile needs py-spy (pip install py-spy): not profiling", file=sys.stderr)
         yield
         return
     out = Path(args.profile) / f"{pid}.txt"
-    command = ["py-spy", "record", "-p", str(pid), "-r", "200", "-d", str(int(args.seconds))]
+    command = [spy_path, "record", "-p", str(pid), "-r", "200", "-d", str(int(args.seconds))]
     command += ["-f", "raw", "-o", str(out), "--nonblocking"]
     spy = await trio.lowlevel.open_process(command, stdout=subprocess.DEVNULL)
     os.sched_setaffinity(spy.pid, set(range(os.cpu_count() or 1)) - NODE_CPU or NODE_CPU)
