@@ -124,8 +124,7 @@ class _Queue(Generic[M]):
             raise MailboxFull(self.name, self.capacity)
         self._buffer.append(envelope)
         if self._filling is not None and len(self._buffer) >= self._filling[1]:
-            filling, self._filling = self._filling[0], None
-            trio.lowlevel.reschedule(filling)
+            self._wake_filling()
 
     async def put(self, envelope: _Envelope[M]) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -169,8 +168,7 @@ class _Queue(Generic[M]):
         else:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return envelope
-        if self._receiver is not None or self._filling is not None:
-            raise trio.BusyResourceError("another task is already receiving from this mailbox")
+        self._check_no_receiver()
         self._receiver = trio.lowlevel.current_task()
 
         def abort(_: object) -> trio.lowlevel.Abort:
@@ -186,8 +184,7 @@ class _Queue(Generic[M]):
         if self.depth >= depth or self.closed:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
-        if self._receiver is not None or self._filling is not None:
-            raise trio.BusyResourceError("another task is already receiving from this mailbox")
+        self._check_no_receiver()
         self._filling = (trio.lowlevel.current_task(), depth)
 
         def abort(_: object) -> trio.lowlevel.Abort:
@@ -195,6 +192,15 @@ class _Queue(Generic[M]):
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _check_no_receiver(self) -> None:
+        if self._receiver is not None or self._filling is not None:
+            raise trio.BusyResourceError("another task is already receiving from this mailbox")
+
+    def _wake_filling(self) -> None:
+        assert self._filling is not None
+        filling, self._filling = self._filling[0], None
+        trio.lowlevel.reschedule(filling)
 
     @property
     def depth(self) -> int:
@@ -226,8 +232,7 @@ class _Queue(Generic[M]):
             error = trio.ClosedResourceError("this mailbox is closed")
             trio.lowlevel.reschedule(receiver, outcome.Error(error))
         if self._filling is not None:
-            filling, self._filling = self._filling[0], None
-            trio.lowlevel.reschedule(filling)
+            self._wake_filling()
         return left
 
     def statistics(self) -> MailboxStatistics:

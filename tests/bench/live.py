@@ -324,8 +324,8 @@ async def profiled(pid: int, args: argparse.Namespace) -> AsyncIterator[None]:
     """With `--profile DIR`, sample the server with py-spy for the measured window, into
     DIR/<pid>.txt (py-spy's raw format: one stack and its count per line). py-spy reads the
     process's memory without stopping it, so the server's CPU is not charged."""
-    spy_path = shutil.which("py-spy")
-    if not args.profile or spy_path is None:
+    spy_path = shutil.which("py-spy") if args.profile else None
+    if spy_path is None:
         if args.profile:
             print("--profile needs py-spy (pip install py-spy): not profiling", file=sys.stderr)
         yield
