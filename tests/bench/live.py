@@ -1,14 +1,15 @@
 """The live layer under load: one node, thousands of WebSocket learners, a few instructors.
 
     python -m tests.bench.live [--learners 5000] [--room 500] [--instructors 10] [--clients 4]
-                               [--interval 5] [--rounds 1] [--profile DIR]
+                               [--interval 5] [--slice 5] [--pairs 6] [--rounds 1]
+                               [--skip-bare] [--profile DIR]
 
 Learners are split into courses ("rooms") of `--room`; each course has an instructor following
 its room, and every learner is also enrolled in one big course. Clients run in `--clients`
-processes (tests/bench/live_clients.py). Each learner sends a progress heartbeat every
-`--interval` seconds over its room's socket; after a warm-up the benchmark measures a window
-of `--seconds`, then the big course's instructor posts one announcement, which reaches every
-learner as a notification on the socket it has open. Printed:
+processes per server (tests/bench/live_clients.py). Each learner sends a progress heartbeat
+every `--interval` seconds over its room's socket; after a warm-up the benchmark measures
+`--pairs` turns of each server, then the big course's instructor posts one announcement,
+which reaches every learner as a notification on the socket it has open. Printed:
 
 - heartbeats acknowledged per second, ack latency p50/p99 (sent -> ack received, which
   includes the group commit to PostgreSQL);
@@ -18,17 +19,23 @@ learner as a notification on the socket it has open. Printed:
 - node CPU per delivered frame (the targets' measure: the bare route sends one frame per
   message, the node sends a connection's queued frames as one batch) and per message, and RSS
   per connection (idle, right after connecting);
-- the core probe (`tests/bench/core_speed.py`): how contended the server's core was during the
-  window, to tell a slow round from a slow server;
+- the core probe (`tests/bench/core_speed.py`): how contended the servers' core was.
 
-beside the same client workload against a bare Quart-Trio route (tests/bench/live_bare.py)
-that sends the same kinds of frames with no actors, no database, no checks. The machine may be
-shared: `--rounds N` runs both N times, alternating, and reports each measure's median.
+The baseline is the same client workload against a bare Quart-Trio route
+(tests/bench/live_bare.py) that sends the same kinds of frames with no actors, no database, no
+checks. The machine is shared, and its speed drifts by a third within minutes: measured a
+minute apart, the same two servers' ratio ranged from 1.03x to 1.46x. So both servers run at
+once, each with its own clients, and they take turns: time is cut into slices of `--slice`
+seconds, the node's learners send in the even slices and the bare route's in the odd ones.
+Each server's CPU is read over the same span, so both see the same machine; rates are per
+second of the server's own turns, and its idle turns' costs (timers, keep-alives) count
+against it. `--rounds N` repeats the whole and reports each measure's median and each
+round's CPU ratio.
 
-The node (and the bare server) are pinned to CPU 0 and the clients to the other CPUs; the
-server's CPU time is read from /proc for its own process only. PostgreSQL is not pinned.
-Uses LMS_TEST_DATABASE_URL when set, else starts a throwaway PostgreSQL. `--keep` keeps the
-node's log; `--profile DIR` samples the server with py-spy during each measured window.
+Both servers are pinned to CPU 0 and the clients to the other CPUs; each server's CPU time
+is read from /proc for its own process only. PostgreSQL is not pinned. Uses
+LMS_TEST_DATABASE_URL when set, else starts a throwaway PostgreSQL. `--keep` keeps the node's
+log; `--profile DIR` samples the servers with py-spy during the measured span.
 """
 
 from __future__ import annotations
@@ -183,6 +190,12 @@ class Clients:
     async def tell_all(self, line: str) -> None:
         await self.tell([line] * len(self.processes))
 
+    async def marks(self) -> dict[str, int]:
+        """The processes' counters now, summed."""
+        await self.tell_all("mark")
+        marks = await self.answers()
+        return {key: sum(m[key] for m in marks) for key in ("messages", "frames", "acks")}
+
     async def answers(self) -> list[dict[str, Any]]:
         return [await self._line(i) for i in range(len(self.processes))]
 
@@ -205,89 +218,135 @@ class Clients:
             process.kill()
 
 
+@dataclass
+class Server:
+    """One server under test, and how to post its announcement."""
+
+    url: str
+    pid: int
+    announce: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Side:
+    """A server and the client processes driving it."""
+
+    server: Server
+    clients: Clients
+    connections: int = 0
+    connect_errors: int = 0
+    rss_per_conn: float = 0.0
+    announced_at: float = 0.0
+
+
 async def workload(
-    url: str,
-    pid: int,
-    plan: Plan,
-    args: argparse.Namespace,
-    announce: Callable[[], Awaitable[None]],
-) -> dict[str, float]:
-    clients = await Clients.start(args.clients)
+    servers: list[Server], plan: Plan, args: argparse.Namespace
+) -> list[dict[str, float]]:
+    """Drive every server with its own clients, the servers taking turns (see the module's
+    docstring); one dict of measures per server."""
+    sides: list[Side] = []
     try:
-        k = args.clients
-        jobs = [
-            {
-                "url": url.replace("http://", "ws://"),
-                "learners": plan.learners[i::k],
-                "instructors": plan.instructors[i::k],
-                "interval": args.interval,
-            }
-            for i in range(k)
-        ]
-        rss_before = rss_bytes(pid)
-        await clients.tell([json.dumps(job) for job in jobs])
-        ready = await clients.answers()
-        connections = sum(r["ready"] for r in ready)
-        connect_errors = sum(r["errors"] for r in ready)
-        rss_per_conn = (rss_bytes(pid) - rss_before) / max(connections, 1)
+        for server in servers:
+            sides.append(Side(server, await Clients.start(args.clients)))
+            await _connect(sides[-1], plan, args)
+        span = 2 * args.slice * args.pairs
+        epoch = time.time() + args.warmup
+        for turn, side in enumerate(sides):
+            await side.clients.tell_all(f"go {epoch} {args.slice} {turn}")
+        await trio.sleep(epoch - time.time())
+        before = [await side.clients.marks() for side in sides]
+        cpu0, t0 = [cpu_seconds(s.pid) for s in servers], time.time()
+        async with profiled([s.pid for s in servers], span, args), core_speed() as probe:
+            await trio.sleep(span)
+        after = [await side.clients.marks() for side in sides]
+        cpu1, t1 = [cpu_seconds(s.pid) for s in servers], time.time()
 
-        await clients.tell_all("go")
-        await trio.sleep(args.warmup)
-        await clients.tell_all("mark")
-        before = await clients.answers()
-        cpu0, t0 = cpu_seconds(pid), time.time()
-        async with profiled(pid, args), core_speed() as probe:
-            await trio.sleep(args.seconds)
-        await clients.tell_all("mark")
-        after = await clients.answers()
-        cpu1, t1 = cpu_seconds(pid), time.time()
-
-        announced_at = time.time()
-        try:
-            await announce()
-        except httpx.HTTPError as exc:  # an overloaded server: report it, keep the rest
-            print(f"announcement failed: {exc!r}", file=sys.stderr)
-        await trio.sleep(max(3.0, args.interval))
-        await clients.tell_all(f"report {t0} {t1 - args.interval}")
-        reports = await clients.answers()
+        # The announcements, one server at a time, its learners sending in every slice.
+        for side in sides:
+            for other in sides:
+                await other.clients.tell_all(f"solo {'on' if other is side else 'off'}")
+            side.announced_at = time.time()
+            try:
+                await side.server.announce()
+            except httpx.HTTPError as exc:  # an overloaded server: report it, keep the rest
+                print(f"announcement failed: {exc!r}", file=sys.stderr)
+            await trio.sleep(max(3.0, args.interval))
+        for side in sides:
+            await side.clients.tell_all(f"report {t0} {t1 - args.interval}")
+        reports = [await side.clients.answers() for side in sides]
     finally:
-        await clients.close()
+        for side in sides:
+            await side.clients.close()
+    # Each server is busy for half the span: rates are per second of its own turns.
+    turns_seconds = (t1 - t0) / 2
+    return [
+        _measures(side, b, a, c1 - c0, turns_seconds, probe.median_us, r)
+        for side, b, a, c0, c1, r in zip(sides, before, after, cpu0, cpu1, reports, strict=True)
+    ]
+
+
+async def _connect(side: Side, plan: Plan, args: argparse.Namespace) -> None:
+    k = args.clients
+    url = side.server.url.replace("http://", "ws://")
+    jobs = [
+        {
+            "url": url,
+            "learners": plan.learners[i::k],
+            "instructors": plan.instructors[i::k],
+            "interval": args.interval,
+        }
+        for i in range(k)
+    ]
+    rss_before = rss_bytes(side.server.pid)
+    await side.clients.tell([json.dumps(job) for job in jobs])
+    ready = await side.clients.answers()
+    side.connections = sum(r["ready"] for r in ready)
+    side.connect_errors = sum(r["errors"] for r in ready)
+    side.rss_per_conn = (rss_bytes(side.server.pid) - rss_before) / max(side.connections, 1)
+
+
+def _measures(
+    side: Side,
+    before: dict[str, int],
+    after: dict[str, int],
+    cpu: float,
+    seconds: float,
+    probe_us: float,
+    reports: list[dict[str, Any]],
+) -> dict[str, float]:
     codes: dict[str, int] = {}
     for report in reports:
         for code, count in report["error_codes"].items():
             codes[code] = codes.get(code, 0) + count
     if codes:
         print(f"error frames received: {codes}", file=sys.stderr)
-
-    def total(key: str, marks: list[dict[str, Any]]) -> int:
-        return sum(m[key] for m in marks)
-
-    window = t1 - t0
-    messages = total("messages", after) - total("messages", before)
-    frames = total("frames", after) - total("frames", before)
+    messages = after["messages"] - before["messages"]
+    frames = after["frames"] - before["frames"]
     acks = np.array([a for r in reports for a in r["acks"]]) * 1000
     lags = np.array([a for r in reports for a in r["lags"]]) * 1000
-    arrivals = np.array([a for r in reports for a in r["announced"]]) - announced_at
+    arrivals = np.array([a for r in reports for a in r["announced"]]) - side.announced_at
+
+    def percentile(values: np.ndarray, q: float) -> float:
+        return float(np.percentile(values, q)) if values.size else float("nan")
+
     return {
-        "connections": connections,
-        "connect errors": connect_errors,
-        "acked/s": (total("acks", after) - total("acks", before)) / window,
-        "ack p50 ms": float(np.percentile(acks, 50)) if acks.size else float("nan"),
-        "ack p99 ms": float(np.percentile(acks, 99)) if acks.size else float("nan"),
-        "lag p50 ms": float(np.percentile(lags, 50)) if lags.size else float("nan"),
-        "lag p99 ms": float(np.percentile(lags, 99)) if lags.size else float("nan"),
+        "connections": side.connections,
+        "connect errors": side.connect_errors,
+        "acked/s": (after["acks"] - before["acks"]) / seconds,
+        "ack p50 ms": percentile(acks, 50),
+        "ack p99 ms": percentile(acks, 99),
+        "lag p50 ms": percentile(lags, 50),
+        "lag p99 ms": percentile(lags, 99),
         "announced to": float(arrivals.size),
-        "announce p50 ms": float(np.percentile(arrivals, 50) * 1000)
-        if arrivals.size
-        else float("nan"),
+        "announce p50 ms": percentile(arrivals, 50) * 1000,
         "announce all ms": float(arrivals.max() * 1000) if arrivals.size else float("nan"),
-        "messages/s": messages / window,
-        "frames/s": frames / window,
-        "cpu/frame us": (cpu1 - cpu0) / max(frames, 1) * 1e6,
-        "cpu/message us": (cpu1 - cpu0) / max(messages, 1) * 1e6,
-        "cpu %": (cpu1 - cpu0) / window * 100,
-        "core probe us": probe.median_us,
-        "rss/conn KiB": rss_per_conn / 1024,
+        "messages/s": messages / seconds,
+        "frames/s": frames / seconds,
+        "cpu/frame us": cpu / max(frames, 1) * 1e6,
+        "cpu/message us": cpu / max(messages, 1) * 1e6,
+        "cpu %": cpu / seconds * 100,
+        "core probe us": probe_us,
+        "rss/conn KiB": side.rss_per_conn / 1024,
         "errors": float(sum(r["errors"] for r in reports)),
         "closed": float(sum(r["closed"] for r in reports)),
     }
@@ -320,8 +379,10 @@ async def core_speed() -> AsyncIterator[Probe]:
 
 
 @contextlib.asynccontextmanager
-async def profiled(pid: int, args: argparse.Namespace) -> AsyncIterator[None]:
-    """With `--profile DIR`, sample the server with py-spy for the measured window, into
+async def profiled(
+    pids: list[int], seconds: float, args: argparse.Namespace
+) -> AsyncIterator[None]:
+    """With `--profile DIR`, sample each server with py-spy for the measured span, into
     DIR/<pid>.txt (py-spy's raw format: one stack and its count per line). py-spy reads the
     process's memory without stopping it, so the server's CPU is not charged."""
     spy_path = shutil.which("py-spy") if args.profile else None
@@ -330,22 +391,25 @@ async def profiled(pid: int, args: argparse.Namespace) -> AsyncIterator[None]:
             print("--profile needs py-spy (pip install py-spy): not profiling", file=sys.stderr)
         yield
         return
-    out = Path(args.profile) / f"{pid}.txt"
-    command = [spy_path, "record", "-p", str(pid), "-r", "200", "-d", str(int(args.seconds))]
-    command += ["-f", "raw", "-o", str(out), "--nonblocking"]
-    spy = await trio.lowlevel.open_process(command, stdout=subprocess.DEVNULL)
-    os.sched_setaffinity(spy.pid, set(range(os.cpu_count() or 1)) - NODE_CPU or NODE_CPU)
+    spies = []
+    for pid in pids:
+        out = Path(args.profile) / f"{pid}.txt"
+        command = [spy_path, "record", "-p", str(pid), "-r", "200", "-d", str(int(seconds))]
+        command += ["-f", "raw", "-o", str(out), "--nonblocking"]
+        spy = await trio.lowlevel.open_process(command, stdout=subprocess.DEVNULL)
+        os.sched_setaffinity(spy.pid, set(range(os.cpu_count() or 1)) - NODE_CPU or NODE_CPU)
+        spies.append(spy)
     try:
         yield
     finally:
         with trio.CancelScope(shield=True):
-            await spy.wait()
-    print(f"profile of {pid} in {out}", flush=True)
+            for spy in spies:
+                await spy.wait()
+    print(f"profiles of {pids} in {args.profile}", flush=True)
 
 
-async def run_node(
-    dsn: str, plan: Plan, args: argparse.Namespace, data_dir: Path
-) -> dict[str, float]:
+@contextlib.asynccontextmanager
+async def node_server(dsn: str, plan: Plan, data_dir: Path) -> AsyncIterator[Server]:
     env = node_env(
         data_dir,
         LMS_DATABASE_URL=dsn,
@@ -366,17 +430,19 @@ async def run_node(
                 )
                 response.raise_for_status()
 
-            return await workload(node.url, node.process.pid, plan, args, announce)
+            yield Server(node.url, node.process.pid, announce)
     finally:
         # An overloaded node may take long to drain what is queued; this run is over anyway.
-        node.process.terminate()
-        with trio.move_on_after(STOP_GRACE):
+        with trio.CancelScope(shield=True):
+            node.process.terminate()
+            with trio.move_on_after(STOP_GRACE):
+                await node.process.wait()
+            node.process.kill()
             await node.process.wait()
-        node.process.kill()
-        await node.process.wait()
 
 
-async def run_bare(plan: Plan, args: argparse.Namespace, data_dir: Path) -> dict[str, float]:
+@contextlib.asynccontextmanager
+async def bare_server(data_dir: Path) -> AsyncIterator[Server]:
     log = (data_dir / "bare.log").open("wb")
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "tests.bench.live_bare"], stdout=subprocess.PIPE, stderr=log
@@ -393,11 +459,23 @@ async def run_bare(plan: Plan, args: argparse.Namespace, data_dir: Path) -> dict
             async def announce() -> None:
                 (await api.post("/announce")).raise_for_status()
 
-            return await workload(url, process.pid, plan, args, announce)
+            yield Server(url, process.pid, announce)
     finally:
-        process.terminate()
-        await process.wait()
+        with trio.CancelScope(shield=True):
+            process.terminate()
+            await process.wait()
         log.close()
+
+
+async def paired_round(
+    dsn: str, plan: Plan, args: argparse.Namespace, data_dir: Path
+) -> list[dict[str, float]]:
+    """One round: the node and (unless --skip-bare) the bare route, up together."""
+    async with contextlib.AsyncExitStack() as stack:
+        servers = [await stack.enter_async_context(node_server(dsn, plan, data_dir))]
+        if not args.skip_bare:
+            servers.append(await stack.enter_async_context(bare_server(data_dir)))
+        return await workload(servers, plan, args)
 
 
 def medians(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -406,12 +484,17 @@ def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: float(np.median([run[key] for run in runs])) for key in runs[0]} if runs else {}
 
 
-def print_table(ours: dict[str, float], bare: dict[str, float], args: argparse.Namespace) -> None:
+def print_table(
+    ours: dict[str, float],
+    bare: dict[str, float],
+    ratios: list[float],
+    args: argparse.Namespace,
+) -> None:
     print(
         f"\nlive layer: {args.learners} learners in rooms of {args.room}, heartbeat every "
         f"{args.interval:g}s, {len(range(0, args.learners, args.room))} instructors, "
-        f"{args.clients} client processes, {args.seconds:g}s window, median of {args.rounds} "
-        f"alternating round(s); {os.cpu_count()} CPUs "
+        f"{args.clients} client processes each, {args.pairs} turns of {args.slice:g}s each, "
+        f"median of {args.rounds} round(s); {os.cpu_count()} CPUs "
         f"(server on CPU {min(NODE_CPU)})"
     )
     print("| measure | node (actors, PostgreSQL) | bare Quart-Trio route | ratio |")
@@ -422,6 +505,9 @@ def print_table(ours: dict[str, float], bare: dict[str, float], args: argparse.N
         print(f"| {key} | {value:,.1f} | {other:,.1f} | {ratio:.2f}x |")
     if not bare:
         return
+    ratio = float(np.median(ratios))
+    rounds = ", ".join(f"{r:.2f}x" for r in ratios)
+    print(f"\nCPU per delivered frame, node / bare, each round: {rounds} (median {ratio:.2f}x)")
     targets = [
         ("ack p99 <= 100 ms", ours["ack p99 ms"] <= 100),
         ("instructor lag p99 <= 1 s", ours["lag p99 ms"] <= 1000),
@@ -431,7 +517,7 @@ def print_table(ours: dict[str, float], bare: dict[str, float], args: argparse.N
         ),
         (
             "CPU per delivered frame <= 1.2x the bare route's",
-            ours["cpu/frame us"] <= 1.2 * bare["cpu/frame us"],
+            ratio <= 1.2,
         ),
         ("<= 50 KiB per idle connection", ours["rss/conn KiB"] <= 50),
     ]
@@ -448,10 +534,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=10.0)
-    parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument(
-        "--rounds", type=int, default=1, help="run both N times, alternating; report medians"
+        "--slice", type=float, default=5.0, help="seconds of each server's turn (see above)"
     )
+    parser.add_argument("--pairs", type=int, default=6, help="turns of each server measured")
+    parser.add_argument("--rounds", type=int, default=1, help="run N times; report medians")
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the node's data dir and log")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server in the window")
@@ -485,12 +572,16 @@ def main() -> None:
             ours_runs: list[dict[str, float]] = []
             bare_runs: list[dict[str, float]] = []
             for _ in range(args.rounds):
-                ours_runs.append(trio.run(run_node, dsn, plan, args, data_dir))
-                print(json.dumps(ours_runs[-1]), flush=True)
-                if not args.skip_bare:
-                    bare_runs.append(trio.run(run_bare, plan, args, data_dir))
-                    print(json.dumps(bare_runs[-1]), flush=True)
-            print_table(medians(ours_runs), medians(bare_runs), args)
+                ours, *bare = trio.run(paired_round, dsn, plan, args, data_dir)
+                ours_runs.append(ours)
+                bare_runs.extend(bare)
+                for measures in (ours, *bare):
+                    print(json.dumps(measures), flush=True)
+            ratios = [
+                ours["cpu/frame us"] / bare["cpu/frame us"]
+                for ours, bare in zip(ours_runs, bare_runs, strict=False)
+            ]
+            print_table(medians(ours_runs), medians(bare_runs), ratios, args)
         finally:
             admin_sql(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             if pg is not None:

@@ -5,9 +5,14 @@
 Reads one JSON job line (server URL, learners, instructors, heartbeat interval), connects them
 all and prints `{"ready": n}`. Then obeys one command per line:
 
-- `go`: every learner sends a progress heartbeat every `interval` seconds (random phase).
-  The heartbeat's position is the wall clock modulo 3000 s, so an instructor receiving the
-  learner's progress knows when it was sent (all processes share this machine's clock).
+- `go <epoch> <slice> <turn>`: every learner sends a progress heartbeat every `interval` seconds
+  (random phase), reporting what it played since its last one, but only in its server's turns:
+  time is cut into slices of `slice` seconds from `epoch` (wall clock), the slices alternate
+  between two servers, and this process's are those of parity `turn` (0 or 1); a heartbeat
+  due in the other server's slice is skipped. The heartbeat's position is the wall clock
+  modulo 3000 s, so an instructor receiving the learner's progress knows when it was sent
+  (all processes share this machine's clock).
+- `solo on|off`: from now on send in every slice, or in none.
 - `mark`: print the counters now (messages and frames received, acks), for a window's edges.
 - `report <t0> <t1>`: print ack latencies and instructor lags of heartbeats sent within
   [t0, t1], and when each learner got the announcement.
@@ -35,6 +40,22 @@ from trio_websocket import (
 
 WRAP = 3000.0  # seconds: positions are time.time() % WRAP
 CONNECT_CONCURRENCY = 64
+
+
+@dataclass
+class Turns:
+    """When this process's learners send: in alternate slices (see the module's docstring),
+    or, once `solo` is set, always (True) or never (False)."""
+
+    epoch: float = 0.0
+    slice: float = 1.0
+    turn: int = 0
+    solo: bool | None = None
+
+    def now_ours(self) -> bool:
+        if self.solo is not None:
+            return self.solo
+        return int((time.time() - self.epoch) // self.slice) % 2 == self.turn
 
 
 @dataclass
@@ -82,14 +103,20 @@ async def connect(
 
 
 async def learner(
-    url: str, job: list[Any], stats: Stats, ready: trio.Semaphore, go: trio.Event, interval: float
+    url: str,
+    job: list[Any],
+    stats: Stats,
+    ready: trio.Semaphore,
+    go: trio.Event,
+    turns: Turns,
+    interval: float,
 ) -> None:
     user_id, token, course_id, content_id = job
     async with trio.open_nursery() as owner:
         ws = await connect(owner, f"{url}/api/v1/ws/progress/{course_id}", stats, ready)
         if ws is None:
             return
-        await _learn(ws, user_id, token, content_id, stats, go, interval)
+        await _learn(ws, user_id, token, content_id, stats, go, turns, interval)
         owner.cancel_scope.cancel()
 
 
@@ -100,6 +127,7 @@ async def _learn(
     content_id: int,
     stats: Stats,
     go: trio.Event,
+    turns: Turns,
     interval: float,
 ) -> None:
     try:
@@ -113,16 +141,22 @@ async def _learn(
             await go.wait()
             await trio.sleep(random.random() * interval)
             n = 0
+            last: float | None = None
             while True:
-                n += 1
-                pos = position_now()
-                pending[n] = time.time()
-                update = {
-                    "content_id": content_id,
-                    "position": pos,
-                    "played": [[max(0.0, pos - interval), pos]],
-                }
-                await ws.send_message(json.dumps({"type": "progress", "id": n, "update": update}))
+                if turns.now_ours():
+                    n += 1
+                    pos = position_now()
+                    pending[n] = time.time()
+                    # Played since the last heartbeat, as a player reports it: contiguous,
+                    # however late this timer fires or how many were skipped (a gap each
+                    # time would split the stored row further with every heartbeat, which no
+                    # player does).
+                    start = max(0.0, pos - interval) if last is None or last > pos else last
+                    played = [[start, pos]]
+                    update = {"content_id": content_id, "position": pos, "played": played}
+                    last = pos
+                    frame = {"type": "progress", "id": n, "update": update}
+                    await ws.send_message(json.dumps(frame))
                 await trio.sleep(interval)
     except ConnectionClosed:
         stats.closed += 1
@@ -202,10 +236,13 @@ async def main() -> None:
     job = json.loads(await stdin.readline())
     stats = Stats(expected=len(job["learners"]) + len(job["instructors"]))
     go = trio.Event()
+    turns = Turns()
     ready = trio.Semaphore(CONNECT_CONCURRENCY)
     async with trio.open_nursery() as nursery:
         for learner_job in job["learners"]:
-            nursery.start_soon(learner, job["url"], learner_job, stats, ready, go, job["interval"])
+            nursery.start_soon(
+                learner, job["url"], learner_job, stats, ready, go, turns, job["interval"]
+            )
         for instructor_job in job["instructors"]:
             nursery.start_soon(instructor, job["url"], instructor_job, stats, ready)
         with trio.fail_after(300):
@@ -214,8 +251,12 @@ async def main() -> None:
         async for line in stdin:
             command = line.split()
             if command[0] == "go":
+                turns.epoch, turns.slice = float(command[1]), float(command[2])
+                turns.turn = int(command[3])
                 _hold_collector()
                 go.set()
+            elif command[0] == "solo":
+                turns.solo = command[1] == "on"
             elif command[0] == "mark":
                 _say(
                     {
