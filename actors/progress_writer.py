@@ -12,8 +12,8 @@ grows with the load and the cost of a commit is shared by everyone in it: latenc
 about one batch, and throughput grows with the load.
 
 At light load that alone would commit nearly every update on its own, each paying a whole
-batch's round trips: a batch's fixed cost (two statements through the bridge, ~0.6 ms of the
-node's CPU) is many times one row's (~25 us). So, as a Kafka producer lingers, a batch starts
+batch's round trips: a batch's fixed cost (its statements through the bridge, ~0.4-0.6 ms of
+the node's CPU) is many times one row's (~25 us). So, as a Kafka producer lingers, a batch starts
 `gather` seconds after the previous one started, or as soon as `enough` updates wait, whichever
 comes first: an update that finds the writer idle for longer is taken at once; the ones arriving
 within `gather` of the last start wait for the next and share its commit, unless there are
@@ -31,7 +31,7 @@ After the answers, the writer publishes one `ProgressChanged` per row the batch 
 instructors. Events are a courtesy, not a record: see `ProgressWriter` for the sink's contract.
 
 The writer imports no storage: `commit` is passed in (the node passes
-``functools.partial(db.connection, lms.store.progress.apply_batch)``).
+``functools.partial(db.connection, lms.store.progress.ProgressRows().apply_batch)``).
 """
 
 from __future__ import annotations

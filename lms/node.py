@@ -237,7 +237,9 @@ async def open_actors(settings: Settings, store: Store) -> AsyncIterator[Actors]
         await nursery.start(supervisor.run)
         live = await _start_live(settings, store, supervisor, nursery)
         progress = await start_progress_writer(
-            supervisor, partial(store.db.connection, progress_store.apply_batch), live.publish
+            supervisor,
+            partial(store.db.connection, progress_store.ProgressRows().apply_batch),
+            live.publish,
         )
         transcoder = await start_transcoder_pool(
             supervisor, settings, store.db, live.publish, WorkerKind.NODE

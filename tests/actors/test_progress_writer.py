@@ -92,15 +92,17 @@ async def open_database(dsn: str, max_size: int = 4) -> AsyncIterator[Database]:
 
 
 class CountedCommit:
-    """The real commit (one transaction per batch), counting the transactions it runs."""
+    """The node's commit (one atomic write per batch, remembering rows), counting the batches
+    it commits."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.rows = progress_store.ProgressRows()
         self.transactions = 0
 
     async def __call__(self, writes: list[ProgressWrite]) -> list[Written | Refused]:
         self.transactions += 1
-        return await self.db.connection(progress_store.apply_batch, writes)
+        return await self.db.connection(self.rows.apply_batch, writes)
 
 
 async def ignore(event: Event) -> None:
@@ -427,6 +429,144 @@ async def test_a_content_deleted_during_a_batch_refuses_only_its_writes(database
         assert refused.reason is Refusal.UNKNOWN_CONTENT
         assert isinstance(written, Written)
         assert await stored_played(db, learner, kept) == ((0, 30),)
+
+
+# --- remembered rows ----------------------------------------------------------------------------
+
+
+class CountedStatements:
+    """A real connection that counts the statements run on it."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self.statements = 0
+
+    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        self.statements += 1
+        return await self._conn.fetch(query, *args)
+
+
+async def apply_counted(
+    db: Database, rows: progress_store.ProgressRows, *writes: ProgressWrite
+) -> tuple[list[Written | Refused], int]:
+    """Apply `writes` as one batch through `rows`; its outcomes and how many statements ran."""
+
+    async def counted(conn: asyncpg.Connection) -> tuple[list[Written | Refused], int]:
+        counting = CountedStatements(conn)
+        outcomes = await rows.apply_batch(counting, list(writes))
+        return outcomes, counting.statements
+
+    return await db.connection(counted)
+
+
+async def test_steady_heartbeats_skip_reading_rows_the_writer_just_wrote(database_url: str) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed, learners=2)
+        (a, b), video = course.learners, course.videos[0]
+        rows = progress_store.ProgressRows()
+        _, statements = await apply_counted(db, rows, heartbeat(a, video, (0, 5)))
+        assert statements == 2  # read, write
+        outcomes, statements = await apply_counted(
+            db, rows, heartbeat(a, video, (5, 10)), heartbeat(a, video, (10, 15))
+        )
+        assert statements == 1  # the write alone
+        assert [o.state.played for o in outcomes if isinstance(o, Written)] == [
+            [(0, 10)],
+            [(0, 15)],
+        ]
+        # A learner it does not know yet is read; the known one still is not.
+        _, statements = await apply_counted(
+            db, rows, heartbeat(a, video, (15, 20)), heartbeat(b, video, (0, 5))
+        )
+        assert statements == 2
+        assert await stored_played(db, a, video) == ((0, 20),)
+        assert await stored_played(db, b, video) == ((0, 5),)
+
+
+async def test_a_remembered_row_written_by_another_node_since_is_merged_not_overwritten(
+    database_url: str,
+) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed)
+        learner, video = course.learners[0], course.videos[0]
+        here = progress_store.ProgressRows()
+        await apply_counted(db, here, heartbeat(learner, video, (0, 30)))
+        await db.connection(progress_store.apply_batch, [heartbeat(learner, video, (100, 130))])
+
+        (outcome,), statements = await apply_counted(
+            db, here, heartbeat(learner, video, (200, 230))
+        )
+
+        assert statements == 3  # the write finds the row moved on; read, merge, write again
+        expected = ((0, 30), (100, 130), (200, 230))
+        assert isinstance(outcome, Written)
+        assert tuple(map(tuple, outcome.state.played)) == expected
+        assert await stored_played(db, learner, video) == expected
+
+
+async def test_a_learner_unenrolled_since_their_row_was_remembered_is_refused(
+    database_url: str,
+) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed)
+        learner, video = course.learners[0], course.videos[0]
+        rows = progress_store.ProgressRows()
+        first = heartbeat(learner, video, (0, 30))
+        await apply_counted(db, rows, first)
+
+        async def unenrol(conn: asyncpg.Connection) -> None:
+            await conn.execute("DELETE FROM enrollments WHERE user_id = $1", learner)
+
+        await db.transaction(unenrol)
+        # A new segment (it would be written) and a repeat (it would change nothing).
+        (new,), _ = await apply_counted(db, rows, heartbeat(learner, video, (30, 60)))
+        (repeat,), _ = await apply_counted(db, rows, first)
+
+        for outcome in (new, repeat):
+            assert isinstance(outcome, Refused)
+            assert outcome.reason is Refusal.NOT_ENROLLED
+        assert await stored_played(db, learner, video) == ((0, 30),)
+
+
+async def test_a_threshold_changed_since_a_row_was_remembered_completes_by_the_new_one(
+    database_url: str,
+) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed)
+        learner, video = course.learners[0], course.videos[0]
+        rows = progress_store.ProgressRows()
+        await apply_counted(db, rows, heartbeat(learner, video, (0, DURATION / 2)))
+
+        async def lower(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "UPDATE courses SET completion_threshold = 0.5 WHERE id = $1", course.course_id
+            )
+
+        await db.transaction(lower)
+        (outcome,), _ = await apply_counted(
+            db, rows, heartbeat(learner, video, (DURATION / 2, DURATION / 2 + 10))
+        )
+
+        assert isinstance(outcome, Written)
+        assert outcome.state.completed
+
+
+async def test_the_writer_remembers_only_its_most_recent_rows(database_url: str) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed, learners=3)
+        video = course.videos[0]
+        rows = progress_store.ProgressRows(capacity=2)
+        for learner in course.learners:
+            await apply_counted(db, rows, heartbeat(learner, video, (0, 5)))
+        recent = [
+            (await apply_counted(db, rows, heartbeat(learner, video, (5, 10))))[1]
+            for learner in reversed(course.learners)
+        ]
+        # The last two were remembered; the first was forgotten, read, and then remembered
+        # in place of the next oldest.
+        assert recent == [1, 1, 2]
+        with pytest.raises(ValueError, match="capacity"):
+            progress_store.ProgressRows(capacity=-1)
 
 
 # --- failures and events ------------------------------------------------------------------------
