@@ -483,14 +483,31 @@ async def test_steady_heartbeats_skip_reading_rows_the_writer_just_wrote(databas
         assert await stored_played(db, b, video) == ((0, 5),)
 
 
+@asynccontextmanager
+async def a_remembered_row(
+    database_url: str,
+) -> AsyncIterator[tuple[Database, Seeded, progress_store.ProgressRows]]:
+    """A course whose first learner has played 0-30 s of its first video, written through (so
+    remembered by) the `ProgressRows` yielded."""
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed)
+        rows = progress_store.ProgressRows()
+        await apply_counted(db, rows, heartbeat(course.learners[0], course.videos[0], (0, 30)))
+        yield db, course, rows
+
+
+async def execute(db: Database, query: str, *args: object) -> None:
+    async def run(conn: asyncpg.Connection) -> None:
+        await conn.execute(query, *args)
+
+    await db.transaction(run)
+
+
 async def test_a_remembered_row_written_by_another_node_since_is_merged_not_overwritten(
     database_url: str,
 ) -> None:
-    async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed)
+    async with a_remembered_row(database_url) as (db, course, here):
         learner, video = course.learners[0], course.videos[0]
-        here = progress_store.ProgressRows()
-        await apply_counted(db, here, heartbeat(learner, video, (0, 30)))
         await db.connection(progress_store.apply_batch, [heartbeat(learner, video, (100, 130))])
 
         (outcome,), statements = await apply_counted(
@@ -507,20 +524,12 @@ async def test_a_remembered_row_written_by_another_node_since_is_merged_not_over
 async def test_a_learner_unenrolled_since_their_row_was_remembered_is_refused(
     database_url: str,
 ) -> None:
-    async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed)
+    async with a_remembered_row(database_url) as (db, course, rows):
         learner, video = course.learners[0], course.videos[0]
-        rows = progress_store.ProgressRows()
-        first = heartbeat(learner, video, (0, 30))
-        await apply_counted(db, rows, first)
-
-        async def unenrol(conn: asyncpg.Connection) -> None:
-            await conn.execute("DELETE FROM enrollments WHERE user_id = $1", learner)
-
-        await db.transaction(unenrol)
+        await execute(db, "DELETE FROM enrollments WHERE user_id = $1", learner)
         # A new segment (it would be written) and a repeat (it would change nothing).
         (new,), _ = await apply_counted(db, rows, heartbeat(learner, video, (30, 60)))
-        (repeat,), _ = await apply_counted(db, rows, first)
+        (repeat,), _ = await apply_counted(db, rows, heartbeat(learner, video, (0, 30)))
 
         for outcome in (new, repeat):
             assert isinstance(outcome, Refused)
@@ -531,24 +540,21 @@ async def test_a_learner_unenrolled_since_their_row_was_remembered_is_refused(
 async def test_a_threshold_changed_since_a_row_was_remembered_completes_by_the_new_one(
     database_url: str,
 ) -> None:
-    async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed)
+    async with a_remembered_row(database_url) as (db, course, rows):
         learner, video = course.learners[0], course.videos[0]
-        rows = progress_store.ProgressRows()
-        await apply_counted(db, rows, heartbeat(learner, video, (0, DURATION / 2)))
-
-        async def lower(conn: asyncpg.Connection) -> None:
-            await conn.execute(
-                "UPDATE courses SET completion_threshold = 0.5 WHERE id = $1", course.course_id
-            )
-
-        await db.transaction(lower)
-        (outcome,), _ = await apply_counted(
+        half = heartbeat(learner, video, (30, DURATION / 2))
+        (before,), _ = await apply_counted(db, rows, half)
+        await execute(
+            db, "UPDATE courses SET completion_threshold = 0.5 WHERE id = $1", course.course_id
+        )
+        (after,), _ = await apply_counted(
             db, rows, heartbeat(learner, video, (DURATION / 2, DURATION / 2 + 10))
         )
 
-        assert isinstance(outcome, Written)
-        assert outcome.state.completed
+        assert isinstance(before, Written)
+        assert not before.state.completed
+        assert isinstance(after, Written)
+        assert after.state.completed
 
 
 async def test_the_writer_remembers_only_its_most_recent_rows(database_url: str) -> None:
