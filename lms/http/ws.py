@@ -168,22 +168,35 @@ async def _read(ws: Websocket, svc: Services, who: Principal, conn: Connection) 
             conn.offer(encode(Error("binary_frame", "frames are JSON text")))
             conn.close(UNSUPPORTED_DATA)
             return
-        try:
-            frame = decode_client(data)
-        except msgspec.ValidationError as exc:
-            answer: ServerFrame | None = Error("invalid_frame", str(exc))
-        except msgspec.DecodeError as exc:
-            answer = Error("bad_json", f"not a JSON frame: {exc}")
-        else:
-            answer = await _handle(svc, who, conn, frame)
-        if answer is None:
-            continue
-        await _answer(ws, conn, encode(answer))
-        if isinstance(answer, Error):
+        if await _respond(ws, svc, who, conn, data):
             bad += 1
             if bad >= BAD_FRAME_LIMIT:
                 conn.offer(encode(Error("too_many_errors", "closing after too many bad frames")))
                 conn.close(POLICY_VIOLATION)
+
+
+async def _respond(
+    ws: Websocket, svc: Services, who: Principal, conn: Connection, data: str
+) -> bool:
+    """Do what one text frame asks and answer it if it asks for an answer; True when the
+    answer is an error.
+
+    A function of its own so that the decoded frame and its answer (a dozen objects the
+    collector tracks, with the progress state in them) die here: left in the reader's locals
+    they lived until the client's next frame, seconds later, and every collection meanwhile
+    walked them."""
+    try:
+        frame = decode_client(data)
+    except msgspec.ValidationError as exc:
+        answer: ServerFrame | None = Error("invalid_frame", str(exc))
+    except msgspec.DecodeError as exc:
+        answer = Error("bad_json", f"not a JSON frame: {exc}")
+    else:
+        answer = await _handle(svc, who, conn, frame)
+    if answer is None:
+        return False
+    await _answer(ws, conn, encode(answer))
+    return isinstance(answer, Error)
 
 
 async def _answer(ws: Websocket, conn: Connection, text: str) -> None:
