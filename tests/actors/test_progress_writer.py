@@ -557,6 +557,34 @@ async def test_a_threshold_changed_since_a_row_was_remembered_completes_by_the_n
         assert after.state.completed
 
 
+async def test_a_video_deleted_or_shortened_since_its_row_was_remembered_is_checked_again(
+    database_url: str,
+) -> None:
+    async with a_remembered_row(database_url) as (db, course, rows):
+        learner, (gone, shortened) = course.learners[0], course.videos
+        await apply_counted(db, rows, heartbeat(learner, shortened, (0, 30)))
+        await execute(db, "DELETE FROM contents WHERE id = $1", gone)
+        await execute(db, "UPDATE contents SET duration_seconds = 60 WHERE id = $1", shortened)
+
+        deleted, beyond, within = (
+            await apply_counted(
+                db,
+                rows,
+                heartbeat(learner, gone, (30, 60)),
+                heartbeat(learner, shortened, (100, 130)),
+                heartbeat(learner, shortened, (30, 40)),
+            )
+        )[0]
+
+        assert isinstance(deleted, Refused)
+        assert deleted.reason is Refusal.UNKNOWN_CONTENT
+        assert isinstance(beyond, Refused)
+        assert beyond.reason is Refusal.INVALID
+        assert isinstance(within, Written)
+        assert within.state.duration == 60
+        assert await stored_played(db, learner, shortened) == ((0, 40),)
+
+
 async def test_the_writer_remembers_only_its_most_recent_rows(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
         course = await db.transaction(seed, learners=3)
