@@ -88,7 +88,8 @@ class _Known:
 
 class ProgressRows:
     """The progress writer's store: `apply_batch`, remembering up to `capacity` rows (the
-    most recently written) so that steady heartbeats skip the read (see the module's doc).
+    most recently read or written) so that steady heartbeats skip the read (see the module's
+    doc).
 
     One writer's: its memory assumes batches are applied one at a time.
     """
@@ -122,7 +123,8 @@ class ProgressRows:
             admitted = [_admit(write, rules, enrolled) for write in writes]
             outcomes, final = _merge(writes, admitted, rules, stored, now)
             changed = [key for key in sorted(final) if _differs(final[key], stored[key])]
-            if not known.keys() <= set(changed):
+            to_write = set(changed)
+            if not known.keys() <= to_write:
                 recall = False  # a remembered row would go unchecked: read them all
                 continue
             rows = [(key, final[key], stored[key].version, rules[key[1]]) for key in changed]
@@ -131,7 +133,7 @@ class ProgressRows:
             except asyncpg.ForeignKeyViolationError:
                 recall = False  # a content or user went away since the read: refuse it
                 continue
-            self._remember(keys, final, stored, rules, written, now)
+            self._remember(keys, final, stored, to_write, rules, written, now)
             shown |= {
                 i
                 for i, (write, outcome) in enumerate(zip(writes, outcomes, strict=True))
@@ -139,7 +141,7 @@ class ProgressRows:
                 and outcome.changed
                 and (write.user_id, write.content_id) in written
             }
-            if written.keys() == set(changed):
+            if written.keys() == to_write:
                 return [
                     Written(outcome.state, True)
                     if i in shown and isinstance(outcome, Written)
@@ -154,6 +156,7 @@ class ProgressRows:
         keys: Sequence[Key],
         final: dict[Key, Progress],
         stored: dict[Key, _Stored],
+        to_write: set[Key],
         rules: dict[int, ContentRules],
         written: dict[Key, int],
         now: datetime,
@@ -167,7 +170,7 @@ class ProgressRows:
             known.pop(key, None)
             if key in written:
                 row = _Known(_Stored(final[key], now, written[key]), rules[key[1]])
-            elif key in final and not _differs(final[key], stored[key]):
+            elif key in final and key not in to_write:
                 row = _Known(stored[key], rules[key[1]])
             else:
                 continue

@@ -2,12 +2,12 @@
 
     python -m tests.bench.core_speed   (stopped with SIGTERM; prints the median, in us)
 
-The machines are shared VMs, and between two windows a minute apart the same server's CPU per
-frame has moved by a third as other tenants loaded the host. So each window also runs this probe
-on the server's core: a fixed piece of pure Python (dict updates and string formatting) every
-100 ms, ~1 % of the core, timed in thread CPU time. It is a contention indicator, not a
-correction: on an idle host it takes ~680 us, on a loaded one up to ~1,150 us, while the
-servers' CPU per frame rose far less than that (~13 %); compare rounds whose probes agree.
+The machines are shared VMs, whose speed drifts within minutes and differs from day to day. So
+the measured span also runs this probe on the servers' core: a fixed piece of pure Python (dict
+updates and string formatting) every 100 ms, ~1 % of the core, timed in thread CPU time. It is
+a contention indicator, not a correction: it took ~680 us on an idle host and up to ~1,150 us
+on a loaded one on 2026-11-25, ~1,900-2,200 us on the slower host of 2026-11-26, while the
+servers' CPU per frame moved far less than the probe; compare runs whose probes agree.
 """
 
 from __future__ import annotations
