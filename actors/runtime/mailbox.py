@@ -376,6 +376,11 @@ class Inbox(Generic[M]):
         (a message handed to it but not yet handled, or still queued, makes this False)."""
         return self._queue.receiver_waiting
 
+    @property
+    def queued(self) -> int:
+        """Messages waiting in the buffer (senders parked for room not counted)."""
+        return self._queue.depth
+
     async def receive(self) -> M:
         """Wait for the next message."""
         return self._open(await self._queue.get())

@@ -91,7 +91,9 @@ class ProgressRows:
     most recently read or written) so that steady heartbeats skip the read (see the module's
     doc).
 
-    One writer's: its memory assumes batches are applied one at a time.
+    Batches may be applied at once: a remembered row that another batch wrote meanwhile is
+    caught by its version, as another node's write is. (The writer keeps the batches it has in
+    flight on disjoint rows anyway, so that each row's writes commit in the order sent.)
     """
 
     def __init__(self, capacity: int = ROW_MEMORY) -> None:

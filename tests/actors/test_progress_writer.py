@@ -93,16 +93,29 @@ async def open_database(dsn: str, max_size: int = 4) -> AsyncIterator[Database]:
 
 class CountedCommit:
     """The node's commit (one atomic write per batch, remembering rows), counting the batches
-    it commits."""
+    it commits and the most committing at once. With `hold_first`, the first batch waits for
+    `release` before it reaches the database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, hold_first: bool = False) -> None:
         self.db = db
         self.rows = progress_store.ProgressRows()
         self.transactions = 0
+        self.committing = 0
+        self.most_at_once = 0
+        self.release = trio.Event()
+        if not hold_first:
+            self.release.set()
 
     async def __call__(self, writes: list[ProgressWrite]) -> list[Written | Refused]:
         self.transactions += 1
-        return await self.db.connection(self.rows.apply_batch, writes)
+        self.committing += 1
+        self.most_at_once = max(self.most_at_once, self.committing)
+        try:
+            if self.transactions == 1:
+                await self.release.wait()
+            return await self.db.connection(self.rows.apply_batch, writes)
+        finally:
+            self.committing -= 1
 
 
 async def ignore(event: Event) -> None:
@@ -145,7 +158,7 @@ async def test_many_concurrent_updates_share_a_few_transactions(database_url: st
     async with bridge.open_bridge(), open_database(database_url) as db:
         course = await db.transaction(seed, learners=50, videos=10)
         commit = CountedCommit(db)
-        async with running_writer(commit) as writes:
+        async with running_writer(commit, max_batch=200) as writes:
             answers: list[Written | Refused] = []
 
             async def send(user: int, content: int) -> None:
@@ -162,7 +175,7 @@ async def test_many_concurrent_updates_share_a_few_transactions(database_url: st
         assert all(isinstance(a, Written) and a.state.watched_seconds == 30 for a in answers)
         assert commit.transactions <= 5, commit.transactions
         assert (stats.batches, stats.updates) == (commit.transactions, 500)
-        assert stats.largest_batch == 256  # the batch size cap
+        assert stats.largest_batch == 200  # the batch size cap
         assert stats.mean_batch_size == 500 / commit.transactions
         assert stats.mailbox.depth == 0
 
@@ -226,6 +239,86 @@ async def test_a_batch_with_enough_updates_waiting_starts_without_waiting_out_th
         assert writes.statistics().largest_batch == 3
 
 
+async def test_a_batch_of_other_rows_commits_while_one_waits_on_the_database(
+    database_url: str,
+) -> None:
+    """A batch's commit is mostly waiting on PostgreSQL: the next batch does not wait for it."""
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed, learners=2)
+        (held, other), video = course.learners, course.videos[0]
+        commit = CountedCommit(db, hold_first=True)
+        async with running_writer(commit, gather=0) as writes, trio.open_nursery() as nursery:
+            answered: list[int] = []
+
+            async def send(user: int) -> None:
+                write = heartbeat(user, video, (0, 30))
+                assert isinstance(await writes.record(write, timeout=TIMEOUT), Written)
+                answered.append(user)
+
+            nursery.start_soon(send, held)
+            await trio.testing.wait_all_tasks_blocked()
+            await send(other)
+            assert answered == [other]  # committed while the first batch is still held
+            commit.release.set()
+
+        assert answered == [other, held]
+        assert commit.most_at_once == 2
+        assert await stored_played(db, held, video) == ((0, 30),)
+
+
+async def test_writes_to_one_row_commit_in_the_order_sent_even_with_batches_in_flight(
+    database_url: str,
+) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed)
+        learner, video = course.learners[0], course.videos[0]
+        commit = CountedCommit(db, hold_first=True)
+        async with running_writer(commit, gather=0) as writes, trio.open_nursery() as nursery:
+            answers: list[Written | Refused] = []
+
+            async def send(*played: tuple[float, float]) -> None:
+                write = heartbeat(learner, video, *played)
+                answers.append(await writes.record(write, timeout=TIMEOUT))
+
+            nursery.start_soon(send, (0, 30))
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(send, (30, 60))
+            await trio.testing.wait_all_tasks_blocked()
+            assert commit.transactions == 1  # the second batch waits for the row's first
+            commit.release.set()
+
+        assert [a.state.played for a in answers if isinstance(a, Written)] == [
+            [(0, 30)],
+            [(0, 60)],
+        ]
+        assert commit.most_at_once == 1
+        assert await stored_played(db, learner, video) == ((0, 60),)
+
+
+async def test_a_burst_is_shared_evenly_by_batches_committing_at_once(database_url: str) -> None:
+    """Players waiting on their answers would otherwise all ride one batch, and the writer would
+    sit idle while it commits; a light load is not split (see the gather test above)."""
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed, learners=6)
+        commit = CountedCommit(db, hold_first=True)
+        async with running_writer(commit, gather=3600, enough=3) as writes:
+
+            async def send(user: int) -> None:
+                write = heartbeat(user, course.videos[0], (0, 30))
+                assert isinstance(await writes.record(write, timeout=TIMEOUT), Written)
+
+            async with trio.open_nursery() as nursery:
+                for user in course.learners:
+                    nursery.start_soon(send, user)
+                await trio.testing.wait_all_tasks_blocked()
+                assert commit.transactions == 2  # the second committing beside the held one
+                commit.release.set()
+
+        stats = writes.statistics()
+        assert (stats.batches, stats.largest_batch) == (2, 3)
+        assert commit.most_at_once == 2
+
+
 def test_a_writer_refuses_settings_under_which_batches_could_not_form() -> None:
     _address, inbox = open_mailbox[Record](8, "writer")
 
@@ -236,6 +329,7 @@ def test_a_writer_refuses_settings_under_which_batches_could_not_form() -> None:
         {"max_batch": 0},
         {"enough": 0},
         {"max_batch": 16, "enough": 17},
+        {"in_flight": 0},
         {"gather": -0.01},
         {"gather": float("nan")},
     ]
@@ -356,19 +450,28 @@ async def test_two_writers_on_one_database_merge_the_same_rows(database_url: str
 
 
 class RacedConnection:
-    """A real connection whose batch another writer overtakes: right after the batch's read,
-    `race` runs on a second connection, before the batch writes what it merged."""
+    """A real connection whose batch another writer overtakes: right after the batch's first
+    statement (its read), or with `before` right before it (a batch of remembered rows writes
+    first), `race` runs on a second connection."""
 
-    def __init__(self, conn: asyncpg.Connection, race: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, race: Callable[[], Awaitable[object]], *, before=False
+    ) -> None:
         self._conn = conn
         self._race: Callable[[], Awaitable[object]] | None = race
+        self._before = before
 
     async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        if self._before:
+            await self._run_race()
         rows = await self._conn.fetch(query, *args)
+        await self._run_race()
+        return rows
+
+    async def _run_race(self) -> None:
         race, self._race = self._race, None
         if race is not None:
             await race()
-        return rows
 
 
 @pytest.mark.parametrize("row_exists", [True, False], ids=["update", "insert"])
@@ -519,6 +622,36 @@ async def test_a_remembered_row_written_by_another_node_since_is_merged_not_over
         assert isinstance(outcome, Written)
         assert tuple(map(tuple, outcome.state.played)) == expected
         assert await stored_played(db, learner, video) == expected
+
+
+async def test_a_remembered_row_written_meanwhile_by_a_batch_of_the_same_writer_is_merged(
+    database_url: str,
+) -> None:
+    """Two batches through one memory at once: the one that writes second finds the version
+    moved, reads and merges, and remembers the row as it now stands."""
+    async with a_remembered_row(database_url) as (db, course, rows):
+        learner, video = course.learners[0], course.videos[0]
+
+        async def overtaken(conn: asyncpg.Connection) -> list[Written | Refused]:
+            other = await asyncpg.connect(database_url)
+            try:
+
+                async def overtake() -> None:
+                    await rows.apply_batch(other, [heartbeat(learner, video, (100, 130))])
+
+                raced = RacedConnection(conn, overtake, before=True)
+                return await rows.apply_batch(raced, [heartbeat(learner, video, (200, 230))])
+            finally:
+                await other.close()
+
+        (outcome,) = await db.connection(overtaken)
+
+        expected = ((0, 30), (100, 130), (200, 230))
+        assert isinstance(outcome, Written)
+        assert tuple(map(tuple, outcome.state.played)) == expected
+        assert await stored_played(db, learner, video) == expected
+        _, statements = await apply_counted(db, rows, heartbeat(learner, video, (230, 260)))
+        assert statements == 1
 
 
 async def test_a_learner_unenrolled_since_their_row_was_remembered_is_refused(
