@@ -210,8 +210,9 @@ class ProgressWriter:
         """`first` and the updates queued behind it, shared evenly with the batches that could
         start while this one commits (each at least `enough`, none above `max_batch`)."""
         waiting = 1 + self._inbox.queued
-        free = 1 + self._slots.value
-        size = min(self._max_batch, -(-waiting // max(1, min(free, waiting // self._enough))))
+        # This batch and those the free slots could start, as many as `enough` each fills.
+        batches = max(1, min(1 + self._slots.value, waiting // self._enough))
+        size = min(self._max_batch, math.ceil(waiting / batches))
         batch = [first]
         while len(batch) < size:
             try:
