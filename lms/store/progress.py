@@ -145,8 +145,8 @@ class ProgressRows:
             }
             if written.keys() == to_write:
                 return [
-                    Written(outcome.state, True)
-                    if i in shown and isinstance(outcome, Written)
+                    Written(outcome.state, True)  # merged again, but news to its sender
+                    if isinstance(outcome, Written) and not outcome.changed and i in shown
                     else outcome
                     for i, outcome in enumerate(outcomes)
                 ]

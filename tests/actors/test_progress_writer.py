@@ -509,6 +509,37 @@ async def test_a_batch_overtaken_by_another_writer_merges_into_its_row(
         assert await stored_played(db, learner, video) == expected
 
 
+async def test_a_batch_partly_overtaken_still_reports_the_change_it_stored_first(
+    database_url: str,
+) -> None:
+    """The first round writes one row and loses the other to another writer; the second round
+    finds the first row already as merged, but its sender must still hear that it changed."""
+    async with bridge.open_bridge(), open_database(database_url, max_size=2) as db:
+        course = await db.transaction(seed, learners=2)
+        (first, overtaken), video = course.learners, course.videos[0]
+        for learner in course.learners:
+            await db.connection(progress_store.apply_batch, [heartbeat(learner, video, (0, 30))])
+
+        async def batch(conn: asyncpg.Connection) -> list[Written | Refused]:
+            other = await asyncpg.connect(database_url)
+            try:
+
+                async def overtake() -> None:
+                    later = heartbeat(overtaken, video, (200, 230))
+                    await progress_store.apply_batch(other, [later])
+
+                writes = [heartbeat(first, video, (30, 60)), heartbeat(overtaken, video, (30, 60))]
+                return await progress_store.apply_batch(RacedConnection(conn, overtake), writes)
+            finally:
+                await other.close()
+
+        outcomes = await db.connection(batch)
+
+        assert [o.changed for o in outcomes if isinstance(o, Written)] == [True, True]
+        assert await stored_played(db, first, video) == ((0, 60),)
+        assert await stored_played(db, overtaken, video) == ((0, 60), (200, 230))
+
+
 async def test_a_content_deleted_during_a_batch_refuses_only_its_writes(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url, max_size=2) as db:
         course = await db.transaction(seed)

@@ -391,7 +391,7 @@ async def profiled(
             print("--profile needs py-spy (pip install py-spy): not profiling", file=sys.stderr)
         yield
         return
-    Path(args.profile).mkdir(parents=True, exist_ok=True)
+    await trio.Path(args.profile).mkdir(parents=True, exist_ok=True)
     spies = []
     for pid in pids:
         out = Path(args.profile) / f"{pid}.txt"
