@@ -11,7 +11,7 @@ trio. Each crossing costs a round trip through both schedulers, so callers that 
 operations that belong together (acquire a connection, open a transaction, run three statements)
 write them as one asyncio coroutine function and cross once.
 
-Two changes to trio-asyncio's loop, made here, both to behave as asyncio's own loop does:
+Three changes to trio-asyncio's loop, made here, all to behave as asyncio's own loop does:
 
 - It runs one asyncio callback per trio scheduling pass, and a database round trip is several
   callbacks (data received, the task's step, the reader's synchronisation), each then paying a
@@ -21,16 +21,24 @@ Two changes to trio-asyncio's loop, made here, both to behave as asyncio's own l
 - It checks every callback it is given (`call_soon`, `call_later`) for being a coroutine, which
   asyncio does only in debug mode: `inspect` on asyncpg's compiled callbacks, ~0.8 % of a core
   at the live benchmark's load. `_check_callbacks_in_debug_only` keeps the check for debug mode.
+- It raises every error the loop reports (a callback that raised, a future whose exception
+  nobody retrieved) into its own nursery, which ends the loop and everything opened inside
+  the bridge: the whole node. asyncio logs them. Libraries leave such errors behind in normal
+  operation: asyncpg's pool reconnecting in the background, when closed or timed out
+  mid-handshake, sets an exception on a future it no longer awaits. `_log_orphaned_errors`
+  logs them instead; an error in work that crossed the bridge still reaches its caller.
 
 This module is the only one that imports trio_asyncio.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
+import structlog
 import trio
 import trio_asyncio
 
@@ -44,6 +52,7 @@ async def open_bridge() -> AsyncIterator[None]:
     async with trio_asyncio.open_loop() as loop:
         _run_ready_together(loop)
         _check_callbacks_in_debug_only(loop)
+        loop.set_exception_handler(_log_orphaned_errors)
         yield
 
 
@@ -74,6 +83,15 @@ def _check_callbacks_in_debug_only(loop: trio_asyncio.TrioEventLoop) -> None:
 
 def _accept(callback: object, method: str) -> None:
     pass
+
+
+def _log_orphaned_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    exception = context.get("exception")
+    structlog.get_logger().error(
+        "asyncio_error",
+        message=context.get("message", "unhandled error in the event loop"),
+        exc_info=exception if isinstance(exception, BaseException) else None,
+    )
 
 
 async def call(fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:

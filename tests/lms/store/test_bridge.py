@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import structlog
 import trio
+import trio.testing
 
 from lms.store import bridge
 
@@ -98,3 +100,29 @@ async def test_callbacks_are_type_checked_in_asyncio_debug_mode_only(
     async with bridge.open_bridge():
         with pytest.raises(TypeError, match="coroutines cannot be used"):
             await bridge.call(schedule)
+
+
+async def test_an_error_an_asyncio_library_leaves_behind_is_logged_and_the_bridge_goes_on() -> None:
+    """asyncio reports such errors (a callback that raised, a future whose exception nobody
+    retrieved) to its exception handler; trio-asyncio's own would end the loop and the node."""
+
+    def orphaned() -> None:
+        raise ConnectionError("unexpected connection_lost() call")
+
+    async def leave_behind() -> None:
+        asyncio.get_running_loop().call_soon(orphaned)
+        await asyncio.sleep(0)
+
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    with structlog.testing.capture_logs() as logs:
+        async with bridge.open_bridge():
+            await bridge.call(leave_behind)
+            await trio.testing.wait_all_tasks_blocked()
+            assert await bridge.call(answer) == 42
+
+    (logged,) = [entry for entry in logs if entry["event"] == "asyncio_error"]
+    assert logged["log_level"] == "error"
+    assert isinstance(logged["exc_info"], ConnectionError)
