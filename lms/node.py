@@ -238,7 +238,7 @@ async def open_actors(settings: Settings, store: Store) -> AsyncIterator[Actors]
         live = await _start_live(settings, store, supervisor, nursery)
         progress = await start_progress_writer(
             supervisor,
-            partial(store.db.connection, progress_store.ProgressRows().apply_batch),
+            partial(store.db.kept_connection, progress_store.ProgressRows().apply_batch),
             live.publish,
         )
         transcoder = await start_transcoder_pool(
