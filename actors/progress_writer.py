@@ -40,7 +40,7 @@ After the answers, the writer publishes one `ProgressChanged` per row the batch 
 instructors. Events are a courtesy, not a record: see `ProgressWriter` for the sink's contract.
 
 The writer imports no storage: `commit` is passed in (the node passes
-``functools.partial(db.connection, lms.store.progress.ProgressRows().apply_batch)``).
+``functools.partial(db.kept_connection, lms.store.progress.ProgressRows().apply_batch)``).
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ Work = Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]]
 IDLE_LIFETIME = 60.0
 # Connections `kept_connection` keeps between units: the progress writer's batches in flight.
 KEEP = 2
-KEPT_IDLE = IDLE_LIFETIME
 
 # Failures that mean "PostgreSQL is not reachable right now", as opposed to a bad query.
 _UNAVAILABLE = (
@@ -35,6 +34,10 @@ _UNAVAILABLE = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
+    # What the next query on a connection gets when PostgreSQL ended it while it sat idle
+    # (the server's farewell arrives between queries and leaves the protocol mid-state);
+    # units never share a connection, so this is never our own misuse.
+    asyncpg.InternalClientError,
     TimeoutError,
 )
 
@@ -117,7 +120,7 @@ class Database:
     async def _take_kept(self) -> asyncpg.Connection:
         while self._kept:
             conn, used_at = self._kept.pop()
-            if not conn.is_closed() and time.monotonic() - used_at < KEPT_IDLE:
+            if not conn.is_closed() and time.monotonic() - used_at < IDLE_LIFETIME:
                 return conn
             await self._pool.release(conn)
         return await self._pool.acquire()

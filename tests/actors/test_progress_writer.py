@@ -113,7 +113,7 @@ class CountedCommit:
         try:
             if self.transactions == 1:
                 await self.release.wait()
-            return await self.db.connection(self.rows.apply_batch, writes)
+            return await self.db.kept_connection(self.rows.apply_batch, writes)
         finally:
             self.committing -= 1
 

@@ -227,7 +227,9 @@ async def writer_path(db: Database) -> AsyncIterator[Record]:
         supervisor = Supervisor("bench")
         await nursery.start(supervisor.run)
         writes = await start_progress_writer(
-            supervisor, partial(db.connection, progress_store.ProgressRows().apply_batch), ignore
+            supervisor,
+            partial(db.kept_connection, progress_store.ProgressRows().apply_batch),
+            ignore,
         )
         yield partial(writes.record, timeout=60.0)
         nursery.cancel_scope.cancel()
