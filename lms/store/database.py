@@ -141,6 +141,7 @@ class Database:
         return {
             "size": self._pool.get_size(),
             "idle": self._pool.get_idle_size(),
+            "kept": len(self._kept),  # out of the pool between a hot caller's units
             "max_size": self._pool.get_max_size(),
         }
 
