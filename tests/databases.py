@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -18,6 +19,20 @@ from lms.store.database import Database
 from lms.store.migrate import migrate
 
 TEMPLATE = "lms_template"
+# A pool's close waits for every connection it lent: a test that leaves one out fails, not hangs.
+CLOSE_DEADLINE = 10.0
+
+
+@asynccontextmanager
+async def open_database(url: str) -> AsyncIterator[Database]:
+    """The bridge and a small pool; everything in the test must run inside this block."""
+    async with open_bridge():
+        db = await Database.connect(url, min_size=1, max_size=4)
+        try:
+            yield db
+        finally:
+            with trio.fail_after(CLOSE_DEADLINE):
+                await db.close()
 
 
 def with_database(dsn: str, name: str) -> str:

@@ -23,7 +23,8 @@ from lms.jobs.queue import PostgresJobQueue
 from lms.store.database import Database
 from proto.events import Event, JobChanged
 from proto.jobs import JobState, JobsWaiting, PoolMessage, StopJob, WorkerKind
-from tests.lms.jobs.conftest import VideoContent, enqueue, open_database, video_content
+from tests.databases import open_database
+from tests.lms.jobs.conftest import VideoContent, enqueue, video_content
 from tests.media import clips
 from tests.polling import eventually
 

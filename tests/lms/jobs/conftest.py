@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
 
 from lms.jobs import store
-from lms.store.bridge import open_bridge
 from lms.store.database import Database
 from proto.jobs import JobView
 
@@ -20,17 +17,6 @@ class VideoContent:
     owner_id: int
     course_id: int
     content_id: int
-
-
-@asynccontextmanager
-async def open_database(url: str) -> AsyncIterator[Database]:
-    """The bridge and a small pool; everything in the test must run inside this block."""
-    async with open_bridge():
-        db = await Database.connect(url, min_size=1, max_size=4)
-        try:
-            yield db
-        finally:
-            await db.close()
 
 
 async def _insert_video_content(conn: asyncpg.Connection) -> VideoContent:

@@ -22,7 +22,8 @@ from proto.jobs import (
     WorkerSlot,
 )
 from proto.media import MediaManifest, Rendition
-from tests.lms.jobs.conftest import VideoContent, enqueue, open_database, video_content
+from tests.databases import open_database
+from tests.lms.jobs.conftest import VideoContent, enqueue, video_content
 from tests.polling import eventually
 
 LEASE = 30.0

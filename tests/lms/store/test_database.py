@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import asyncpg
 import pytest
-import trio
 
-from lms.store.bridge import open_bridge
-from lms.store.database import Database, StoreUnavailable
-
-
-@asynccontextmanager
-async def database(dsn: str) -> AsyncIterator[Database]:
-    async with open_bridge():
-        db = await Database.connect(dsn, min_size=2, max_size=4)
-        try:
-            yield db
-        finally:
-            with trio.fail_after(10):  # the pool's close waits for every connection it lent
-                await db.close()
+from lms.store.database import StoreUnavailable
+from tests.databases import open_database
 
 
 async def backend(conn: asyncpg.Connection) -> int:
@@ -31,7 +16,7 @@ async def backend(conn: asyncpg.Connection) -> int:
 async def test_a_hot_caller_keeps_its_connection_out_of_the_pool_between_units(
     database_url: str,
 ) -> None:
-    async with database(database_url) as db:
+    async with open_database(database_url) as db:
         first = await db.kept_connection(backend)
         stats = db.statistics()
         assert (stats["idle"], stats["kept"]) == (stats["size"] - 1, 1)
@@ -42,7 +27,7 @@ async def test_a_unit_that_fails_gives_its_connection_back_to_the_pool(database_
     async def broken(conn: asyncpg.Connection) -> None:
         await conn.fetchval("SELECT 1 / 0")
 
-    async with database(database_url) as db:
+    async with open_database(database_url) as db:
         with pytest.raises(asyncpg.DivisionByZeroError):
             await db.kept_connection(broken)
         stats = db.statistics()
@@ -53,7 +38,7 @@ async def test_a_unit_that_fails_gives_its_connection_back_to_the_pool(database_
 async def test_a_kept_connection_postgresql_closed_is_replaced(database_url: str) -> None:
     """A restarted or overloaded PostgreSQL may end a connection while it is kept: at most the
     unit that finds it dead fails (as unavailable, to be retried), and the next gets a new one."""
-    async with database(database_url) as db:
+    async with open_database(database_url) as db:
         killed = await db.kept_connection(backend)
 
         async def terminate(conn: asyncpg.Connection) -> None:
