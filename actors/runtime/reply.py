@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 import outcome
 import trio
 
-from .deadlines import expire_at
+from .deadlines import Deadlines, expire_at
 from .errors import ActorStopped, AskTimeout, ReplyAlreadySent
 
 R = TypeVar("R")
@@ -32,7 +32,7 @@ R = TypeVar("R")
 class Answer(Generic[R]):
     """The asker's end: where the answer lands, and the asker while it waits for it."""
 
-    __slots__ = ("_asker", "_name", "_result", "_settled", "_timeout")
+    __slots__ = ("_asker", "_deadlines", "_name", "_result", "_settled", "_timeout")
 
     def __init__(self, name: str, timeout: float) -> None:
         self._name = name
@@ -40,6 +40,7 @@ class Answer(Generic[R]):
         self._settled = False
         self._result: outcome.Outcome[R] | None = None  # settled before the asker waited
         self._asker: trio.lowlevel.Task | None = None
+        self._deadlines: Deadlines | None = None  # where it waits to time out
 
     @property
     def settled(self) -> bool:
@@ -53,14 +54,16 @@ class Answer(Generic[R]):
             return self._result.unwrap()
         self._asker = trio.lowlevel.current_task()
         if deadline != math.inf:  # an entry that never comes due would stay forever
-            expire_at(deadline, self)
+            self._deadlines = expire_at(deadline, self._timeout, self)
 
-        def abort(_: object) -> trio.lowlevel.Abort:
-            self._asker = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        value: R = await trio.lowlevel.wait_task_rescheduled(abort)
+        value: R = await trio.lowlevel.wait_task_rescheduled(self._abort)
         return value
+
+    def _abort(self, _: object) -> trio.lowlevel.Abort:
+        # The asker was cancelled while it waited.
+        self._asker = None
+        self._forget_deadline()
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def settle(self, result: outcome.Outcome[R]) -> None:
         """Put the answer in and wake the asker, if it still waits; later answers (the
@@ -68,11 +71,18 @@ class Answer(Generic[R]):
         if self._settled:
             return
         self._settled = True
+        self._forget_deadline()
         asker, self._asker = self._asker, None
         if asker is not None:
             trio.lowlevel.reschedule(asker, result)
         else:
             self._result = result
+
+    def _forget_deadline(self) -> None:
+        # Nothing waits for it any more: an entry left behind would outlive it by its timeout.
+        if self._deadlines is not None:
+            self._deadlines.forget(self._timeout, self)
+            self._deadlines = None
 
     def drop(self) -> None:
         """The reply was collected unanswered."""

@@ -142,6 +142,52 @@ async def test_answered_asks_do_not_wake_the_deadline_task(
     assert steps.count <= 2  # not once per ask
 
 
+def _answers_alive() -> int:
+    return sum(1 for o in gc.get_objects() if type(o).__name__ == "Answer")
+
+
+async def test_an_answered_ask_leaves_nothing_behind_until_its_timeout() -> None:
+    # A node answers ~1,000 asks a second, each with a 10 s timeout: what an answered ask left
+    # waiting for its deadline would pile up by the ten thousand.
+    address, inbox = open_mailbox[Double](64, "echo")
+
+    async def answer_all() -> None:
+        async for message in inbox:
+            message.reply.send(message.value * 2)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer_all)
+        before = _answers_alive()
+        for value in range(500):
+            assert await address.ask(partial(Double, value), timeout=3600) == 2 * value
+        assert _answers_alive() - before < 5
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_ask_that_waited_for_room_times_out_at_its_own_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The ask into the full mailbox starts its wait for an answer after an ask made later
+    # than it (to another actor, with the same timeout) has started its own.
+    full, full_inbox = open_mailbox[Double | str](1, "full")
+    other, _other_inbox = open_mailbox[Double](4, "other")
+    full.tell_nowait("filler")
+    timed_out: dict[str, float] = {}
+
+    async def ask(name: str, address: Address[Double] | Address[Double | str]) -> None:
+        with pytest.raises(AskTimeout):
+            await address.ask(lambda reply: Double(1, reply), timeout=3)
+        timed_out[name] = trio.current_time()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask, "waited for room", full)  # at 0, deadline 3
+        await trio.sleep(0.5)
+        nursery.start_soon(ask, "later", other)  # at 0.5, deadline 3.5
+        await trio.sleep(0.5)
+        assert await full_inbox.receive() == "filler"  # room at 1
+    assert timed_out == {"waited for room": pytest.approx(3), "later": pytest.approx(3.5)}
+
+
 async def test_an_ask_refuses_a_negative_or_nan_timeout_and_sends_nothing() -> None:
     address, inbox = open_mailbox[Double](4, "strict")
     for timeout in (-1.0, math.nan):
