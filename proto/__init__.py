@@ -1,7 +1,11 @@
 """Every message that crosses a boundary: REST bodies, WebSocket frames, actor messages, job specs.
 
-Messages are frozen `msgspec.Struct`s. This package depends on nothing of ours, so anything may
-import it. `encode`/`decode` are the one way bytes become messages and back.
+Messages are frozen `msgspec.Struct`s declared with `gc=False`: values, which hold only other
+values and so can never be part of a reference cycle, need no tracking by the collector. (A node
+keeps thousands alive for a few milliseconds: heartbeats waiting for their batch, events
+waiting for a room's tick. Tracked, each one counted towards the next collection.) This package
+depends on nothing of ours, so anything may import it. `encode`/`decode` are the one way bytes
+become messages and back.
 """
 
 from __future__ import annotations

@@ -42,11 +42,11 @@ class ContentKind(enum.StrEnum):
     TEXT = "text"
 
 
-class Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Request(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """Base of every request body. In a `...Patch` body a field left out is left unchanged."""
 
 
-class Response(msgspec.Struct, frozen=True):
+class Response(msgspec.Struct, frozen=True, gc=False):
     """Base of every response body."""
 
 

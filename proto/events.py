@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 
-class ProgressChanged(msgspec.Struct, frozen=True, tag="progress_changed"):
+class ProgressChanged(msgspec.Struct, frozen=True, gc=False, tag="progress_changed"):
     """A learner's stored progress on one content changed (after it was committed)."""
 
     user_id: int
@@ -27,7 +27,7 @@ class ProgressChanged(msgspec.Struct, frozen=True, tag="progress_changed"):
     device_id: str | None = None  # the device that sent it, so it is not echoed back
 
 
-class JobChanged(msgspec.Struct, frozen=True, tag="job_changed"):
+class JobChanged(msgspec.Struct, frozen=True, gc=False, tag="job_changed"):
     """A transcode job moved: queued, probing, transcoding (with progress), ready, failed."""
 
     job_id: int

@@ -48,11 +48,11 @@ AnnouncementText = Annotated[str, Meta(min_length=1, max_length=4000)]
 KeepAlive = Annotated[float, Meta(ge=1.0, le=300.0)]
 
 
-class Frame(msgspec.Struct, frozen=True, tag_field="type", forbid_unknown_fields=True):
+class Frame(msgspec.Struct, frozen=True, gc=False, tag_field="type", forbid_unknown_fields=True):
     """Base of every frame."""
 
 
-class Position(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Position(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """Where a client is in a room's event stream: the last `(epoch, seq)` it saw."""
 
     epoch: Annotated[str, Meta(max_length=64)]
@@ -120,11 +120,11 @@ def decode_client(data: str | bytes) -> ClientFrame:
 # --- server -> client ---------------------------------------------------------------------------
 
 
-class Out(msgspec.Struct, frozen=True, tag_field="type", omit_defaults=True):
+class Out(msgspec.Struct, frozen=True, gc=False, tag_field="type", omit_defaults=True):
     """Base of every frame the server sends (defaults are left out to keep frames small)."""
 
 
-class Member(msgspec.Struct, frozen=True, omit_defaults=True):
+class Member(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """One connection present in a course room, on whichever node it is."""
 
     conn: str  # node-unique connection id, "<node>/<n>"
@@ -134,7 +134,7 @@ class Member(msgspec.Struct, frozen=True, omit_defaults=True):
     content_id: int | None = None
 
 
-class LearnerProgress(msgspec.Struct, frozen=True, omit_defaults=True):
+class LearnerProgress(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """A learner's latest progress on one content, as the room last heard it."""
 
     user_id: int

@@ -50,7 +50,7 @@ class LeaseStatus(enum.Enum):
 # --- between the pool and the queue -----------------------------------------------------------
 
 
-class Lease(msgspec.Struct, frozen=True):
+class Lease(msgspec.Struct, frozen=True, gc=False):
     """A worker's hold on one attempt of a job; every change it makes is fenced on `lease_id`."""
 
     job_id: int
@@ -58,7 +58,7 @@ class Lease(msgspec.Struct, frozen=True):
     worker_id: str
 
 
-class ClaimedJob(msgspec.Struct, frozen=True):
+class ClaimedJob(msgspec.Struct, frozen=True, gc=False):
     lease: Lease
     attempt: int  # 1 for the first attempt
     max_attempts: int
@@ -69,7 +69,7 @@ class ClaimedJob(msgspec.Struct, frozen=True):
     stale_workdir: str | None  # a previous attempt's output, relative, to remove
 
 
-class WorkerSlot(msgspec.Struct, frozen=True):
+class WorkerSlot(msgspec.Struct, frozen=True, gc=False):
     """One transcoder slot, as it registers itself in the `workers` table."""
 
     id: str
@@ -79,18 +79,18 @@ class WorkerSlot(msgspec.Struct, frozen=True):
     pid: int
 
 
-class Completion(msgspec.Struct, frozen=True):
+class Completion(msgspec.Struct, frozen=True, gc=False):
     """A fenced completion went through; `replaced` is the previous published dir, if any."""
 
     replaced: str | None
 
 
-class JobsWaiting(msgspec.Struct, frozen=True, tag="jobs_waiting"):
+class JobsWaiting(msgspec.Struct, frozen=True, gc=False, tag="jobs_waiting"):
     """To a transcoder pool: a job was queued, idle slots should claim now, not at their next
     poll."""
 
 
-class StopJob(msgspec.Struct, frozen=True, tag="stop_job"):
+class StopJob(msgspec.Struct, frozen=True, gc=False, tag="stop_job"):
     """To a transcoder pool: the job was cancelled; if one of its slots runs it, stop now rather
     than at the next heartbeat."""
 

@@ -27,13 +27,13 @@ def user_channel(user_id: int) -> str:
     return f"user:{user_id}"
 
 
-class Joined(msgspec.Struct, frozen=True, tag="joined"):
+class Joined(msgspec.Struct, frozen=True, gc=False, tag="joined"):
     course_id: int
     node: str
     member: Member
 
 
-class Moved(msgspec.Struct, frozen=True, tag="moved"):
+class Moved(msgspec.Struct, frozen=True, gc=False, tag="moved"):
     """A member started watching another content (or none)."""
 
     course_id: int
@@ -41,13 +41,13 @@ class Moved(msgspec.Struct, frozen=True, tag="moved"):
     member: Member
 
 
-class Left(msgspec.Struct, frozen=True, tag="left"):
+class Left(msgspec.Struct, frozen=True, gc=False, tag="left"):
     course_id: int
     node: str
     member: Member
 
 
-class PresenceSync(msgspec.Struct, frozen=True, tag="presence_sync"):
+class PresenceSync(msgspec.Struct, frozen=True, gc=False, tag="presence_sync"):
     """Every member `node` has in the room now (replacing what others held for it); with
     `query`, every other node answers with its own list. An answer also carries the latest
     progress the node knows of each learner, so that a node that missed messages while its
@@ -60,7 +60,7 @@ class PresenceSync(msgspec.Struct, frozen=True, tag="presence_sync"):
     learners: list[LearnerProgress] = []
 
 
-class Announced(msgspec.Struct, frozen=True, tag="announced"):
+class Announced(msgspec.Struct, frozen=True, gc=False, tag="announced"):
     """An announcement to a course: its room members hear it in the room, and the rest of
     `audience` (enrolled learners and the owner) through their sessions, on every node."""
 
@@ -76,7 +76,7 @@ class Announced(msgspec.Struct, frozen=True, tag="announced"):
 LiveMessage = ProgressChanged | JobChanged | Joined | Moved | Left | PresenceSync | Announced
 
 
-class Envelope(msgspec.Struct, frozen=True, array_like=True):
+class Envelope(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """A message on the wire between nodes, with the node it came from (which ignores it)."""
 
     origin: str

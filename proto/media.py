@@ -15,7 +15,7 @@ FRAME_HEADER = struct.Struct(">I")
 MAX_FRAME = 1 << 20
 
 
-class Rendition(msgspec.Struct, frozen=True):
+class Rendition(msgspec.Struct, frozen=True, gc=False):
     """One playable quality. Paths are relative to the job's output directory."""
 
     label: str  # "1080p", "720p", "480p", "360p"; a source below 1080p adds its own size: "400p"
@@ -30,12 +30,12 @@ class Rendition(msgspec.Struct, frozen=True):
     playlist: str | None = None  # HLS media playlist, e.g. "hls/720p/index.m3u8"
 
 
-class Storyboard(msgspec.Struct, frozen=True):
+class Storyboard(msgspec.Struct, frozen=True, gc=False):
     image: str  # sprite sheet of scrub previews
     vtt: str  # WebVTT cues pointing into the sprite with #xywh=
 
 
-class MediaManifest(msgspec.Struct, frozen=True):
+class MediaManifest(msgspec.Struct, frozen=True, gc=False):
     """Everything a finished transcode produced."""
 
     duration: float
@@ -47,14 +47,14 @@ class MediaManifest(msgspec.Struct, frozen=True):
     has_audio: bool
 
 
-class TranscodeSpec(msgspec.Struct, frozen=True):
+class TranscodeSpec(msgspec.Struct, frozen=True, gc=False):
     source: str  # absolute path of the uploaded file
     outdir: str  # absolute path of a directory the worker owns for this job
     hls: bool = True
     preview_seconds: float = 10.0
 
 
-class Probed(msgspec.Struct, frozen=True, tag="probed"):
+class Probed(msgspec.Struct, frozen=True, gc=False, tag="probed"):
     duration: float
     width: int  # as displayed, after rotation
     height: int
@@ -63,7 +63,7 @@ class Probed(msgspec.Struct, frozen=True, tag="probed"):
     rotation: int  # clockwise degrees the source is turned to display upright: 0/90/180/270
 
 
-class Progress(msgspec.Struct, frozen=True, tag="progress"):
+class Progress(msgspec.Struct, frozen=True, gc=False, tag="progress"):
     stage: str  # "probing" | "transcoding" | "packaging"
     fraction: float  # 0..1 of the whole job
     frames_done: int
@@ -71,7 +71,7 @@ class Progress(msgspec.Struct, frozen=True, tag="progress"):
     eta_seconds: float | None
 
 
-class RenditionReady(msgspec.Struct, frozen=True, tag="rendition"):
+class RenditionReady(msgspec.Struct, frozen=True, gc=False, tag="rendition"):
     """A rendition became playable: its first HLS segment is listed (`mp4` is None then, and the
     HLS master playlist already lists it), or, without HLS, its MP4 is complete. Sent once per
     rendition, smallest first as a rule."""
@@ -79,11 +79,11 @@ class RenditionReady(msgspec.Struct, frozen=True, tag="rendition"):
     rendition: Rendition
 
 
-class Done(msgspec.Struct, frozen=True, tag="done"):
+class Done(msgspec.Struct, frozen=True, gc=False, tag="done"):
     manifest: MediaManifest
 
 
-class Failed(msgspec.Struct, frozen=True, tag="failed"):
+class Failed(msgspec.Struct, frozen=True, gc=False, tag="failed"):
     reason: str  # for a person: "not a video file", "the file is truncated", ...
 
 

@@ -59,7 +59,7 @@ class ProgressUpdate(Request):
     client_ts: AwareTime | None = None
 
 
-class ProgressWrite(msgspec.Struct, frozen=True, tag="progress_write"):
+class ProgressWrite(msgspec.Struct, frozen=True, gc=False, tag="progress_write"):
     """An update whose shape has been checked, stamped and normalised: what the writer stores.
 
     `played` is already a normalised union (sorted, disjoint); `position_at` orders positions

@@ -14,7 +14,7 @@ class UploadState(enum.StrEnum):
     TERMINATED = "terminated"
 
 
-class Upload(msgspec.Struct, frozen=True):
+class Upload(msgspec.Struct, frozen=True, gc=False):
     id: str
     owner_id: int
     content_id: int
