@@ -22,8 +22,8 @@ those stalls were the acknowledgement latency's p99. So, once serving:
   socket reads or writes leaves a few dozen objects parked until its next one (the read
   waiting in Hypercorn, the receive in Quart, the writer's wait), and they survive the young
   passes; a middle pass walks all that piled up since the last. At 1,000 heartbeats/s over
-  5,000 sockets that was 41 ms on average and up to 70 ms every ~0.6 s; a third as much now
-  (16 ms, up to 37 ms), for slightly less collector time overall;
+  5,000 sockets, with young passes every 700, that was 41 ms on average and up to 70 ms every
+  ~0.6 s; a third as much (16 ms, up to 37 ms) every 3, for slightly less collector time;
 - full collections wait for 3,000 middle passes (CPython waits for 10, and this node waited
   for 1,000 while middle passes came every 10 young ones): as rare in time as before. Short-
   lived garbage is freed by reference counting or by the younger passes; what reaches the old
