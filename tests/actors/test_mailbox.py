@@ -20,6 +20,7 @@ from actors.runtime import (
     ReplyAlreadySent,
     open_mailbox,
 )
+from actors.runtime.reply import Answer
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ async def test_answered_asks_do_not_wake_the_deadline_task(
 
 
 def _answers_alive() -> int:
-    return sum(1 for o in gc.get_objects() if type(o).__name__ == "Answer")
+    return sum(1 for o in gc.get_objects() if isinstance(o, Answer))
 
 
 async def test_an_answered_ask_leaves_nothing_behind_until_its_timeout() -> None:
