@@ -544,6 +544,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the node's data dir and log")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server in the window")
     args = parser.parse_args()
+    periods = args.interval / (2 * args.slice)
+    if periods == int(periods):
+        # Every heartbeat of a learner would fall in the same server's turns: half the learners
+        # would never send in theirs, and be pinged as silent instead.
+        parser.error("--interval must not be a multiple of twice --slice")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
 
