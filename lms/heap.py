@@ -17,8 +17,9 @@ those stalls were the acknowledgement latency's p99. So, once serving:
   mostly the state each of 5,000 sockets parks until its next frame - so rarer passes are
   longer ones. Measured by `gc.callbacks` in tests/bench/live.py at that load (2026-12-02):
   with 2,000, 1.3 young passes a second of 17.7 ms on average (up to 172 ms) and middle ones
-  of 94 ms (up to 274 ms), ack p99 500-780 ms; with 700, 12 young passes a second of 2.0 ms
-  and middle ones of 9.5 ms, ack p99 88-141 ms, for about the same collector time in all;
+  of 94 ms (up to 274 ms), ack p99 498-778 ms in 3 rounds; with 700, 12 young passes a second
+  of 2.0 ms and middle ones of 9.5 ms, ack p99 median 89 ms in 7 rounds, for about the same
+  collector time in all (the README's table);
 - the middle generation is collected every 3 young passes instead of every 10. Every frame a
   socket reads or writes leaves a few dozen objects parked until its next one (the read
   waiting in Hypercorn, the receive in Quart, the writer's wait), and they survive the young
