@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +44,14 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace")
 
 
-async def start_node(env: Mapping[str, str], log_path: Path) -> NodeProcess:
-    """Start `lms serve` and return once it printed the URL it listens on."""
+async def start_node(
+    env: Mapping[str, str], log_path: Path, *, launcher: Sequence[str] = ()
+) -> NodeProcess:
+    """Start `lms serve` and return once it printed the URL it listens on. `launcher`: what
+    runs it, between the interpreter and ``-m lms.cli`` (a benchmark's probe)."""
     log_file = log_path.open("wb")
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "lms.cli", "serve"],
+        [sys.executable, *launcher, "-m", "lms.cli", "serve"],
         env=dict(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
