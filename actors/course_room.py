@@ -8,8 +8,10 @@ other nodes' members, kept by the presence messages every node publishes on the 
 channel. Everything that changes the room becomes an event; events wait in `pending` for the
 next tick (coalesced: a learner's progress on a content keeps only its latest value) and are
 then numbered, encoded once, kept in a short history and sent: instructors get every event,
-learners only announcements, each connection one message per tick. An announcement is sent at
-once, without waiting for the tick.
+learners only announcements, each connection one message per tick. While events are pending
+the room sleeps until the tick and then handles everything its mailbox gathered, in order,
+before it sends: a busy room wakes once a tick, not once per message. An idle room wakes for
+its first message; an announcement, once handled, is sent at once, with what was pending.
 
 Recovery: every event carries `(epoch, seq)`. The epoch names this incarnation of the room on
 this node; seq counts its events. A client that subscribes with its last pair gets the events
@@ -216,7 +218,15 @@ class CourseRoom:
             self._sync_presence(query=True)
             task_status.started()
             while True:
-                with trio.move_on_at(min(self._flush_at, self._refresh_at)):
+                if self._pending:
+                    # Events wait for the tick anyway, so what arrives meanwhile waits with
+                    # them: under load every batch of heartbeats the writer commits reached
+                    # every room, and woke it (ten times a tick) for a few messages each.
+                    await trio.sleep_until(min(self._flush_at, self._refresh_at))
+                    self._handle_queued()
+                    self._on_timer()
+                    continue
+                with trio.move_on_at(self._refresh_at):
                     if self._learners or self._instructors:
                         message = await self._inbox.receive()
                     else:
