@@ -60,12 +60,14 @@ def _run_ready_together(loop: trio_asyncio.TrioEventLoop) -> None:
     # The loop's main task looks `_main_loop_one` up on the instance at every pass, so this
     # reaches this loop only. Pinned to trio-asyncio's internals: `_main_loop_one(no_wait=True)`
     # runs one due timer or one queued callback without waiting, raising WouldBlock when there
-    # is none; `_q_recv` is the callback queue.
+    # is none; `_q_recv`, made with the loop, is the callback queue. And to trio's: the
+    # queue's buffer is the deque `_state.data` (its `statistics()` built an object per pass).
     run_one = loop._main_loop_one
+    queued = loop._q_recv._state.data
 
     async def run_ready(no_wait: bool = False) -> None:
         await run_one(no_wait)
-        for _ in range(loop._q_recv.statistics().current_buffer_used):
+        for _ in range(len(queued)):
             try:
                 await run_one(no_wait=True)
             except trio.WouldBlock:
