@@ -296,7 +296,9 @@ def admit(write: ProgressWrite, rules: ContentRules | None, *, enrolled: bool) -
                 f"played segment [{start}, {end}] runs beyond the end of the video "
                 f"({duration:g} s)",
             )
-    played = union((min(start, duration), min(end, duration)) for start, end in write.played)
+    played = write.played  # a normalised union (`prepare`): only its end can pass `duration`
+    if played and played[-1][1] > duration:
+        played = union((min(start, duration), min(end, duration)) for start, end in played)
     if write.position is None:
         return Progress(played=played)
     return Progress(min(write.position, duration), write.position_at, played)
