@@ -415,6 +415,40 @@ async def test_acknowledged_updates_survive_a_hard_stop_and_a_new_writer(databas
         assert answer.state.played[0] == (0.0, 1.5)
 
 
+async def test_what_is_stored_is_exactly_what_was_answered(database_url: str) -> None:
+    # Floats that no short decimal spells and a time with microseconds: the row travels to
+    # PostgreSQL as text, and must come back as the very values the learner was told.
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed, learners=1, videos=1)
+        user, video = course.learners[0], course.videos[0]
+        sent_at = datetime(2026, 12, 3, 14, 0, 0, 123457, tzinfo=UTC)
+        update = ProgressUpdate(
+            content_id=video,
+            position=0.1 + 0.2,
+            played=[(1 / 3, 2 / 3), (10.1, DURATION - 1e-12)],
+            client_ts=sent_at,
+        )
+        write = prepare(user, update, now=datetime.now(UTC))
+        async with running_writer(CountedCommit(db)) as writes:
+            answer = await writes.record(write, timeout=TIMEOUT)
+        assert isinstance(answer, Written)
+
+        async def read(conn: asyncpg.Connection) -> asyncpg.Record:
+            return await conn.fetchrow(
+                "SELECT position, position_at, played, watched_seconds, updated_at"
+                " FROM progress WHERE user_id = $1 AND content_id = $2",
+                user,
+                video,
+            )
+
+        row = await db.transaction(read)
+        assert row["position"] == answer.state.position == 0.1 + 0.2
+        assert row["position_at"] == sent_at
+        assert await stored_played(db, user, video) == tuple(answer.state.played)
+        assert row["watched_seconds"] == answer.state.watched_seconds
+        assert row["updated_at"] == answer.state.updated_at
+
+
 async def test_two_writers_on_one_database_merge_the_same_rows(database_url: str) -> None:
     async with (
         bridge.open_bridge(),
