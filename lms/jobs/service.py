@@ -10,9 +10,9 @@ import contextlib
 from actors.runtime import ActorError, Address
 from actors.transcoder.events import job_event, send_event
 from lms.domain.access import Principal, may_manage_course
+from lms.domain.jobs import IllegalMove
 from lms.errors import Conflict, Forbidden, NotFound
 from lms.jobs import store
-from lms.jobs.states import IllegalMove
 from lms.store.database import Database
 from proto.api import Role
 from proto.events import EventSink

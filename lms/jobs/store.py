@@ -11,7 +11,7 @@ lost its lease (it stalled past `lease_until`, someone reaped the job and anothe
 it) writes nothing, so a job completes at most once.
 
 A reaper (every pool runs it) returns jobs whose lease ran out to the queue, or fails them when
-their attempts are used up. Every state change is checked against `lms.jobs.states` first.
+their attempts are used up. Every state change is checked against `lms.domain.jobs` first.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import msgspec
 
-from lms.jobs.states import after_failed_attempt, check_move, check_retry, status_of
+from lms.domain.jobs import after_failed_attempt, check_move, check_retry, status_of
 from proto.jobs import (
     ClaimedJob,
     Completion,

@@ -25,13 +25,13 @@ import trio
 
 from lms.config import Settings
 from lms.domain.access import Principal, may_manage_course
+from lms.domain.uploads import IllegalUploadMove
 from lms.errors import Conflict, Forbidden, Invalid, LmsError, NotFound, TooLarge, TooManyRequests
 from lms.jobs import store as jobs_store
 from lms.jobs.service import Jobs
 from lms.store.database import Database
 from lms.uploads import store, tus
 from lms.uploads.multipart import MultipartFile
-from lms.uploads.states import IllegalUploadMove
 from lms.uploads.storage import Appender, UploadFiles
 from proto.api import ContentKind
 from proto.jobs import JobView

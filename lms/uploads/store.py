@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import msgspec
 
-from lms.uploads.states import check_move
+from lms.domain.uploads import check_move
 from proto.uploads import Upload, UploadState
 
 # An upload row with whether it expired, by PostgreSQL's clock (every node agrees on it).

@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 import trio
 
+from lms.domain.jobs import IllegalMove
 from lms.jobs import store
-from lms.jobs.states import IllegalMove
 from lms.store.database import Database
 from proto.jobs import (
     ClaimedJob,

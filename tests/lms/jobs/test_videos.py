@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lms.jobs.states import status_of
+from lms.domain.jobs import status_of
 from lms.jobs.store import VideoRecord
 from lms.jobs.videos import build_manifest, hls_path, mp4_for, storyboard_files
 from proto.jobs import JobState, JobStatus, JobView

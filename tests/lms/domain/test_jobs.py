@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from lms.jobs.states import (
+from lms.domain.jobs import (
     RETRYABLE,
     TRANSITIONS,
     IllegalMove,

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from lms.uploads.states import TRANSITIONS, IllegalUploadMove, check_move
+from lms.domain.uploads import TRANSITIONS, IllegalUploadMove, check_move
 from proto.uploads import UploadState
 
 
