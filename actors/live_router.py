@@ -127,9 +127,9 @@ class LiveRouter:
             if conn.peer.course_id is not None:
                 await self._rooms.tell(conn.peer.course_id, Leave(conn))
             await self._sessions.tell(conn.peer.user_id, Detach(conn))
-        except (ActorStopped, RuntimeError):
-            # The registries stop (RuntimeError: not running) only when the node shuts down,
-            # and then no room or session is left for the connection to leave.
+        except ActorStopped:
+            # The actor has stopped, or its registry has (RegistryStopped, only when the node
+            # shuts down): either way no room or session is left for the connection to leave.
             pass
 
     def announce(self, announced: Announced) -> None:

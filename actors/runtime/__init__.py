@@ -8,6 +8,7 @@ from .errors import (
     ActorStopped,
     AskTimeout,
     MailboxFull,
+    RegistryStopped,
     ReplyAlreadySent,
     SupervisorGaveUp,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "MailboxStatistics",
     "Registry",
     "RegistryStatistics",
+    "RegistryStopped",
     "Reply",
     "ReplyAlreadySent",
     "RestartPolicy",

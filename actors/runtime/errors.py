@@ -30,6 +30,14 @@ class ActorStopped(ActorError):
         super().__init__(name, detail)
 
 
+class RegistryStopped(ActorStopped):
+    """A `Registry` that is not running (not started yet, or stopped with the node) was asked
+    for an actor: there is none, and none can be started."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, "registry is not running")
+
+
 class MailboxFull(ActorError):
     """`Address.tell_nowait` found the mailbox's buffer full; nothing was sent."""
 

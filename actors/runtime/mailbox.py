@@ -179,7 +179,16 @@ class _Queue(Generic[M]):
         return envelope
 
     async def wait_depth(self, depth: int) -> None:
-        """Return once `depth` envelopes are queued, or the mailbox closes."""
+        """Return once `depth` envelopes are queued, or the mailbox closes.
+
+        Raises:
+          ValueError: `depth` exceeds the capacity, so the wait could never end.
+        """
+        if depth > self.capacity:
+            raise ValueError(
+                f"mailbox {self.name!r} holds at most {self.capacity} messages: "
+                f"waiting for {depth} queued would never end"
+            )
         await trio.lowlevel.checkpoint_if_cancelled()
         if self.depth >= depth or self.closed:
             await trio.lowlevel.cancel_shielded_checkpoint()
@@ -387,7 +396,11 @@ class Inbox(Generic[M]):
 
     async def wait_queued(self, count: int) -> None:
         """Wait until `count` messages are queued (at once if they are) or the inbox closes,
-        without taking any: how an actor lets a batch fill up. Put a deadline around it."""
+        without taking any: how an actor lets a batch fill up. Put a deadline around it.
+
+        Raises:
+          ValueError: `count` exceeds the mailbox's capacity (it could never be queued).
+        """
         await self._queue.wait_depth(count)
 
     def receive_nowait(self) -> M:

@@ -29,6 +29,7 @@ from typing import Generic, TypeVar
 
 import trio
 
+from .errors import RegistryStopped
 from .mailbox import Address, Inbox, open_mailbox
 from .reply import Reply
 from .restart import RestartPolicy
@@ -115,11 +116,14 @@ class Registry(Generic[K, M]):
         """The address of the actor for `key`, starting one if there is none. No checkpoint.
 
         Raises:
-          RuntimeError: the registry is not running.
+          RegistryStopped: there is no live actor for `key` and the registry is not running
+              (not started yet, or stopped: at shutdown).
         """
         entry = self._entries.get(key)
         if entry is not None and not entry.inbox.closed:
             return entry.address
+        if not self._supervisor.running:
+            raise RegistryStopped(self.name)
         address, inbox = open_mailbox[M](
             self._capacity, f"{self.name}[{key!r}]", idle_timeout=self._idle_timeout
         )
@@ -137,11 +141,11 @@ class Registry(Generic[K, M]):
         return address
 
     async def tell(self, key: K, message: M) -> None:
-        """``get(key).tell(message)``: waits for room. Raises as `Address.tell` does."""
+        """``get(key).tell(message)``: waits for room. Raises as `get` and `Address.tell` do."""
         await self.get(key).tell(message)
 
     def tell_nowait(self, key: K, message: M) -> None:
-        """``get(key).tell_nowait(message)``. Raises as `Address.tell_nowait` does."""
+        """``get(key).tell_nowait(message)``. Raises as `get` and `Address.tell_nowait` do."""
         self.get(key).tell_nowait(message)
 
     async def ask(
@@ -151,7 +155,7 @@ class Registry(Generic[K, M]):
         *,
         timeout: float,  # noqa: ASYNC109 (the ask's own contract, see Address.ask)
     ) -> R:
-        """``get(key).ask(build, timeout=timeout)``. Raises as `Address.ask` does."""
+        """``get(key).ask(build, timeout=timeout)``. Raises as `get` and `Address.ask` do."""
         return await self.get(key).ask(build, timeout=timeout)
 
     def statistics(self) -> RegistryStatistics:
@@ -161,7 +165,7 @@ class Registry(Generic[K, M]):
             started=self._started,
             retired=self._retired,
             gave_up=self._gave_up,
-            restarts=self._supervisor.statistics().restarts,
+            restarts=self._supervisor.restarts,
         )
 
     def _forget(self, key: K, entry: _Entry[M], state: ChildState) -> None:

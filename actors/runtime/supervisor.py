@@ -323,6 +323,17 @@ class Supervisor:
         child = self._adopt(name, factory, inbox, on_give_up, on_exit, log_context)
         nursery.start_soon(self._supervise, child, name=f"supervise {name}")
 
+    @property
+    def running(self) -> bool:
+        """It takes children: `run` has started and has not ended."""
+        return self._nursery is not None
+
+    @property
+    def restarts(self) -> int:
+        """Restarts over the supervisor's life, all children together; unlike `statistics`,
+        this snapshots no child."""
+        return self._restarts
+
     def statistics(self) -> SupervisorStatistics:
         return SupervisorStatistics(
             name=self.name,

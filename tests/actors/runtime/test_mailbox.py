@@ -407,6 +407,16 @@ async def test_waiting_for_a_batch_ends_with_its_deadline_or_the_inbox_closing()
             inbox.close()
 
 
+async def test_waiting_for_more_than_the_mailbox_can_hold_is_refused() -> None:
+    address, inbox = open_mailbox[int](2, "small")
+    with trio.fail_after(5), pytest.raises(ValueError, match="holds at most 2 messages"):
+        await inbox.wait_queued(3)
+    address.tell_nowait(1)
+    address.tell_nowait(2)
+    with trio.fail_after(5):
+        await inbox.wait_queued(2)  # as many as it holds: fine
+
+
 async def test_a_second_answer_raises_reply_already_sent() -> None:
     address, inbox = open_mailbox[Double](4, "twice")
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from actors.runtime import (
     ActorStopped,
     Inbox,
     Registry,
+    RegistryStopped,
     Reply,
     RestartPolicy,
     SupervisorGaveUp,
@@ -291,10 +293,39 @@ async def test_statistics_reflect_live_started_and_retired(
     assert (stats.live, stats.started, stats.retired, stats.gave_up) == (1, 4, 3, 0)
 
 
-async def test_get_before_run_raises() -> None:
+async def test_a_registry_not_running_refuses_with_its_own_error() -> None:
     registry = registry_of(Counters())
-    with pytest.raises(RuntimeError, match="not running"):
+    with pytest.raises(RegistryStopped, match="not running"):
         registry.get("k")
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(registry.run)
+            await registry.tell("k", Add(1))
+            scope.cancel()
+    # Stopped (as at shutdown): the actor it had is gone, and no new one starts.
+    with pytest.raises(RegistryStopped) as raised:
+        await registry.tell("k", Add(2))
+    assert isinstance(raised.value, ActorStopped)  # callers of actors handle it as a stopped one
+    assert raised.value.name == "counters"
+
+
+async def test_statistics_snapshot_no_actor_however_many_are_live(start: Start) -> None:
+    """Metrics read statistics() on every scrape: its cost must not grow with the number of
+    live rooms and sessions."""
+    registry = registry_of(Counters())
+    await start(registry)
+    for key in range(500):
+        registry.tell_nowait(str(key), Add(1))
+    await trio.testing.wait_all_tasks_blocked()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        stats = registry.statistics()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (stats.live, stats.started, stats.restarts) == (500, 500, 0)
+    assert peak - before < 2_000  # one small snapshot, not one per actor (~100 KB here)
 
 
 def test_capacity_and_idle_timeout_must_be_positive() -> None:
