@@ -5,9 +5,9 @@
 The machines are shared VMs, whose speed drifts within minutes and differs from day to day. So
 the measured span also runs this probe on the servers' core: a fixed piece of pure Python (dict
 updates and string formatting) every 100 ms, ~1 % of the core, timed in thread CPU time. It is
-a contention indicator, not a correction: it took ~680 us on an idle host and up to ~1,150 us
-on a loaded one on 2026-11-25, ~1,900-2,200 us on the slower host of 2026-11-26, while the
-servers' CPU per frame moved far less than the probe; compare runs whose probes agree.
+a contention indicator, not a correction: the servers' CPU per frame moves far less than the
+probe (which has ranged about threefold on the project's machine: docs/perf-log.md), so compare
+runs whose probes agree.
 """
 
 from __future__ import annotations
