@@ -7,6 +7,7 @@ deployment in one round rather than one error per restart.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from collections.abc import Callable, Mapping
@@ -183,7 +184,22 @@ class _Reader:
 
 
 def _shown(name: str, raw: str) -> str:
-    return "<hidden>" if "SECRET" in name else raw
+    """`raw` as an error may print it: a secret not at all, a URL without its password."""
+    if "SECRET" in name:
+        return "<hidden>"
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # a netloc urllib cannot read (bad brackets) may still hold a password
+        return "<hidden>"
+    shown = raw
+    if parts.password:
+        # urllib splits the user part off at the netloc's last "@": so do we.
+        userinfo, _, host = parts.netloc.rpartition("@")
+        shown = raw.replace(parts.netloc, f"{userinfo.partition(':')[0]}:***@{host}", 1)
+    return _PASSWORD_PARAMETER.sub(r"\1***", shown)  # libpq reads ?password= too
+
+
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 def _int_between(low: int, high: int) -> Callable[[str], int]:

@@ -75,3 +75,32 @@ def test_embedded_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert len(first) >= 32
     assert settings.with_secret().secret_key == first
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "shown"),
+    [
+        ("LMS_DATABASE_URL", "mysql://lms:hunter2@db/lms", "mysql://lms:***@db/lms"),
+        ("LMS_DATABASE_URL", "mysql://lms:hun@ter2@db/lms", "mysql://lms:***@db/lms"),
+        ("LMS_DATABASE_URL", "mysql://lms@db/lms?password=hunter2", "password=***"),
+        ("LMS_REDIS_URL", "http://:hunter2@cache:6379/0", "http://:***@cache:6379/0"),
+        ("LMS_REDIS_URL", "redis://:hunter2@[::1", "<hidden>"),  # no URL, still no password
+    ],
+)
+def test_a_bad_url_is_reported_without_its_password(name: str, raw: str, shown: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: raw})
+    [problem] = caught.value.problems
+    assert "hunter2" not in problem
+    assert problem.startswith(f"{name}=")
+    assert shown in problem
+
+
+def test_a_bad_value_that_is_no_secret_is_shown_as_given() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"LMS_PORT": "eighty?", "LMS_DATABASE_URL": "mysql://db/lms"})
+    assert sorted(caught.value.problems) == [
+        "LMS_DATABASE_URL='mysql://db/lms': expected a URL starting with postgresql:// or "
+        "postgres://",
+        "LMS_PORT='eighty?': expected a whole number",
+    ]
