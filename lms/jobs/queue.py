@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from actors.transcoder import QueueUnavailable
-from lms.jobs import store
+from lms.store import jobs
 from lms.store.database import Database, StoreUnavailable
 from proto.jobs import ClaimedJob, Completion, JobView, Lease, LeaseStatus, WorkerSlot
 from proto.media import MediaManifest, Rendition
@@ -28,20 +28,20 @@ class PostgresJobQueue:
 
     async def register(self, slots: list[WorkerSlot]) -> None:
         async with _reachable():
-            await self._db.transaction(store.register_workers, slots)
+            await self._db.transaction(jobs.register_workers, slots)
 
     async def unregister(self, worker_ids: list[str]) -> None:
         async with _reachable():
-            await self._db.transaction(store.unregister_workers, worker_ids)
+            await self._db.transaction(jobs.unregister_workers, worker_ids)
 
     async def renew_workers(self, worker_ids: list[str]) -> None:
         async with _reachable():
-            await self._db.transaction(store.renew_workers, worker_ids)
+            await self._db.transaction(jobs.renew_workers, worker_ids)
 
     async def claim(self, worker_id: str, lease_id: str, workdir: str) -> ClaimedJob | None:
         async with _reachable():
             return await self._db.transaction(
-                store.claim,
+                jobs.claim,
                 worker_id=worker_id,
                 node_id=self._node_id,
                 lease_id=lease_id,
@@ -54,29 +54,27 @@ class PostgresJobQueue:
     ) -> LeaseStatus:
         async with _reachable():
             return await self._db.transaction(
-                store.renew, lease, self._lease_seconds, stage, progress, eta_seconds
+                jobs.renew, lease, self._lease_seconds, stage, progress, eta_seconds
             )
 
     async def add_rendition(self, lease: Lease, rendition: Rendition) -> LeaseStatus:
         async with _reachable():
-            return await self._db.transaction(store.add_rendition, lease, rendition)
+            return await self._db.transaction(jobs.add_rendition, lease, rendition)
 
     async def complete(
         self, lease: Lease, manifest: MediaManifest, published: str
     ) -> Completion | LeaseStatus:
         async with _reachable():
-            return await self._db.transaction(store.complete, lease, manifest, published)
+            return await self._db.transaction(jobs.complete, lease, manifest, published)
 
     async def fail(self, lease: Lease, reason: str, *, retryable: bool) -> JobView | LeaseStatus:
         async with _reachable():
-            return await self._db.transaction(
-                store.fail_attempt, lease, reason, retryable=retryable
-            )
+            return await self._db.transaction(jobs.fail_attempt, lease, reason, retryable=retryable)
 
     async def release(self, lease: Lease) -> None:
         async with _reachable():
-            await self._db.transaction(store.release, lease)
+            await self._db.transaction(jobs.release, lease)
 
     async def reap(self) -> list[JobView]:
         async with _reachable():
-            return await self._db.transaction(store.reap)
+            return await self._db.transaction(jobs.reap)

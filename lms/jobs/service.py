@@ -12,7 +12,7 @@ from actors.transcoder.events import job_event, send_event
 from lms.domain.access import Principal, may_manage_course
 from lms.domain.jobs import IllegalMove
 from lms.errors import Conflict, Forbidden, NotFound
-from lms.jobs import store
+from lms.store import jobs
 from lms.store.database import Database
 from proto.api import Role
 from proto.events import EventSink
@@ -61,11 +61,11 @@ class Jobs:
         else:
             raise Forbidden("only instructors and admins see transcode jobs")
         return await self._db.transaction(
-            store.list_jobs, owner_id=owner_id, state=state, limit=limit, offset=offset
+            jobs.list_jobs, owner_id=owner_id, state=state, limit=limit, offset=offset
         )
 
     async def get(self, who: Principal, job_id: int) -> JobView:
-        found = await self._db.transaction(store.job_by_id, job_id)
+        found = await self._db.transaction(jobs.job_by_id, job_id)
         if found is None:
             raise NotFound(f"no job with id {job_id}")
         job, owner_id = found
@@ -74,12 +74,12 @@ class Jobs:
         return job
 
     async def cancel(self, who: Principal, job_id: int) -> JobView:
-        return await self._act(who, job_id, store.cancel)
+        return await self._act(who, job_id, jobs.cancel)
 
     async def retry(self, who: Principal, job_id: int) -> JobView:
-        return await self._act(who, job_id, store.retry)
+        return await self._act(who, job_id, jobs.retry)
 
-    async def _act(self, who: Principal, job_id: int, action: store.JobAction) -> JobView:
+    async def _act(self, who: Principal, job_id: int, action: jobs.JobAction) -> JobView:
         await self.get(who, job_id)
         try:
             changed = await self._db.transaction(action, job_id)
@@ -94,4 +94,4 @@ class Jobs:
         if not who.is_admin:
             raise Forbidden("only admins see the transcode workers")
         # A slot that missed a few renewals in a row is presumed dead.
-        return await self._db.transaction(store.list_workers, 3 * self._lease_seconds)
+        return await self._db.transaction(jobs.list_workers, 3 * self._lease_seconds)

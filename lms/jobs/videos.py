@@ -19,9 +19,8 @@ from pathlib import Path, PurePosixPath
 
 from lms.domain.access import Principal, may_read_contents
 from lms.errors import Forbidden, NotFound
-from lms.jobs import store
-from lms.jobs.store import VideoRecord
 from lms.store.database import Database
+from lms.store.videos import VideoRecord, video_record
 from proto.api import ContentKind
 from proto.jobs import JobStatus, RenditionView, VideoManifest
 from proto.media import MediaManifest, Rendition
@@ -130,7 +129,7 @@ class Videos:
         self._media_dir = media_dir
 
     async def _record(self, who: Principal, content_id: int) -> VideoRecord:
-        record = await self._db.connection(store.video_record, content_id, who.user_id)
+        record = await self._db.connection(video_record, content_id, who.user_id)
         if record is None or record.kind != ContentKind.VIDEO:
             raise NotFound(f"no video content with id {content_id}")
         if not may_read_contents(who, record.owner_id, record.enrolled):

@@ -19,21 +19,19 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg
 import structlog
 import trio
 
 from lms.config import Settings
-from lms.domain.access import Principal, may_manage_course
+from lms.domain.access import Principal
 from lms.domain.uploads import IllegalUploadMove
-from lms.errors import Conflict, Forbidden, Invalid, LmsError, NotFound, TooLarge, TooManyRequests
-from lms.jobs import store as jobs_store
+from lms.errors import Conflict, Forbidden, LmsError, NotFound, TooLarge
 from lms.jobs.service import Jobs
+from lms.store import uploads
 from lms.store.database import Database
-from lms.uploads import store, tus
+from lms.uploads import tus
 from lms.uploads.multipart import MultipartFile
 from lms.uploads.storage import Appender, UploadFiles
-from proto.api import ContentKind
 from proto.jobs import JobView
 from proto.uploads import Upload, UploadState
 
@@ -92,7 +90,14 @@ class Uploads:
         await self._files.create(upload_id)
         try:
             upload = await self._db.transaction(
-                _create, who, upload_id, target, length, self.limits.max_unfinished
+                uploads.create,
+                who,
+                upload_id=upload_id,
+                content_id=target.content_id,
+                filename=target.filename,
+                length=length,
+                max_unfinished=self.limits.max_unfinished,
+                ttl_seconds=UPLOAD_TTL,
             )
         except BaseException:
             with trio.CancelScope(shield=True):
@@ -106,7 +111,7 @@ class Uploads:
         return upload
 
     async def find(self, who: Principal, upload_id: str, *, expired_ok: bool = False) -> Upload:
-        upload = await self._db.transaction(store.upload_by_id, upload_id)
+        upload = await self._db.transaction(uploads.upload_by_id, upload_id)
         if upload is None or upload.state is UploadState.TERMINATED:
             raise NotFound("no such upload")
         if not (who.is_admin or who.user_id == upload.owner_id):
@@ -188,14 +193,14 @@ class Uploads:
         await out.sync()
         if offset < upload.upload_length:
             advanced = await self._db.transaction(
-                store.advance, upload.id, upload.upload_offset, offset, UPLOAD_TTL
+                uploads.advance, upload.id, upload.upload_offset, offset, UPLOAD_TTL
             )
             if advanced is None:
                 raise Conflict("the upload changed while these bytes arrived")
             return advanced
         await self._files.finish(upload.id)
         upload, jobs = await self._db.transaction(
-            _complete, upload, self._files.source(upload.id), self.limits.job_attempts
+            uploads.mark_complete, upload, self._files.source(upload.id), self.limits.job_attempts
         )
         await self._files.forget_part(upload.id)
         self._log.info("upload_complete", upload_id=upload.id, job_id=jobs[0].id)
@@ -208,7 +213,7 @@ class Uploads:
             raise Conflict("a finished upload is a transcode job's source; cancel the job instead")
         async with self._files.appending(upload_id):  # not while a PATCH writes
             try:
-                await self._db.transaction(store.move, upload_id, UploadState.TERMINATED)
+                await self._db.transaction(uploads.move, upload_id, UploadState.TERMINATED)
             except IllegalUploadMove as exc:
                 raise Conflict(str(exc)) from None
         await self._files.discard(upload_id)
@@ -231,21 +236,23 @@ class Uploads:
         self, who: Principal, course_id: int, content_id: int, file: MultipartFile
     ) -> JobView:
         """Store a whole file sent in one request and queue its transcode."""
-        await self._db.transaction(_check_target, who, content_id, course_id)
+        await self._db.transaction(uploads.check_target, who, content_id, course_id)
         upload_id = str(uuid.uuid4())
         await self._files.create(upload_id)
         try:
             size = await self._write_whole(upload_id, file)
             await self._files.finish(upload_id)
             jobs = await self._db.transaction(
-                _record_file,
+                uploads.insert_complete,
                 who,
-                tus.UploadTarget(content_id, file.filename or "upload"),
-                course_id,
-                upload_id,
-                size,
-                self._files.source(upload_id),
-                self.limits.job_attempts,
+                course_id=course_id,
+                content_id=content_id,
+                filename=(file.filename or "upload")[: tus.MAX_FILENAME],
+                upload_id=upload_id,
+                size=size,
+                source=self._files.source(upload_id),
+                attempts=self.limits.job_attempts,
+                ttl_seconds=UPLOAD_TTL,
             )
         except BaseException:
             with trio.CancelScope(shield=True):
@@ -262,86 +269,3 @@ async def _next_chunk(body: AsyncIterator[bytes]) -> bytes | None:
     with trio.move_on_after(IDLE_TIMEOUT):
         return await anext(body, None)
     raise Stalled(f"no bytes arrived for {IDLE_TIMEOUT:g}s; resume from Upload-Offset")
-
-
-async def _check_target(
-    conn: asyncpg.Connection, who: Principal, content_id: int, course_id: int | None = None
-) -> None:
-    content = await store.video_content(conn, content_id)
-    if content is None or (course_id is not None and content["course_id"] != course_id):
-        raise NotFound(f"no content with id {content_id}")
-    if not may_manage_course(who, content["owner_id"]):
-        raise Forbidden("only the course's instructor or an admin may upload its videos")
-    if content["kind"] != ContentKind.VIDEO:
-        raise Invalid(f"content {content_id} is not a video; only a video content takes an upload")
-
-
-async def _create(
-    conn: asyncpg.Connection,
-    who: Principal,
-    upload_id: str,
-    target: tus.UploadTarget,
-    length: int,
-    max_unfinished: int,
-) -> Upload:
-    await _check_target(conn, who, target.content_id)
-    if await store.unfinished_count(conn, who.user_id) >= max_unfinished:
-        raise TooManyRequests(
-            f"you have {max_unfinished} unfinished uploads; finish or delete one first"
-        )
-    return await store.insert_upload(
-        conn,
-        upload_id=upload_id,
-        owner_id=who.user_id,
-        content_id=target.content_id,
-        filename=target.filename,
-        length=length,
-        ttl_seconds=UPLOAD_TTL,
-    )
-
-
-async def _record_file(
-    conn: asyncpg.Connection,
-    who: Principal,
-    target: tus.UploadTarget,
-    course_id: int,
-    upload_id: str,
-    size: int,
-    source: str,
-    attempts: int,
-) -> list[JobView]:
-    # Checked again: the content may have been deleted while the bytes arrived.
-    await _check_target(conn, who, target.content_id, course_id)
-    upload = await store.insert_upload(
-        conn,
-        upload_id=upload_id,
-        owner_id=who.user_id,
-        content_id=target.content_id,
-        filename=target.filename[: tus.MAX_FILENAME],
-        length=size,
-        ttl_seconds=UPLOAD_TTL,
-        complete=True,
-    )
-    return await _enqueue(conn, upload, source, attempts)
-
-
-async def _complete(
-    conn: asyncpg.Connection, upload: Upload, source: str, attempts: int
-) -> tuple[Upload, list[JobView]]:
-    completed = await store.move(conn, upload.id, UploadState.COMPLETE)
-    if completed is None:
-        raise NotFound("no such upload")
-    return completed, await _enqueue(conn, completed, source, attempts)
-
-
-async def _enqueue(
-    conn: asyncpg.Connection, upload: Upload, source: str, attempts: int
-) -> list[JobView]:
-    return await jobs_store.enqueue(
-        conn,
-        content_id=upload.content_id,
-        upload_id=upload.id,
-        uploader_id=upload.owner_id,
-        source=source,
-        max_attempts=attempts,
-    )

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from lms.domain.jobs import status_of
-from lms.jobs.store import VideoRecord
 from lms.jobs.videos import build_manifest, hls_path, mp4_for, storyboard_files
+from lms.store.videos import VideoRecord
 from proto.jobs import JobState, JobStatus, JobView
 from proto.media import MediaManifest, Rendition, Storyboard
 

@@ -18,13 +18,13 @@ import trio
 
 from actors.runtime import Address, Supervisor
 from actors.transcoder import MAILBOX_CAPACITY, PoolConfig, TranscoderPool
-from lms.jobs import store
 from lms.jobs.queue import PostgresJobQueue
+from lms.store import jobs, videos
 from lms.store.database import Database
 from proto.events import Event, JobChanged
 from proto.jobs import JobState, JobsWaiting, PoolMessage, StopJob, WorkerKind
 from tests.databases import open_database
-from tests.lms.jobs.conftest import VideoContent, enqueue, video_content
+from tests.jobs_setup import VideoContent, enqueue, video_content
 from tests.media import clips
 from tests.polling import eventually
 
@@ -167,7 +167,7 @@ async def test_a_clip_is_transcoded_published_and_announced(
         job_id = await rig.upload(content, clip)
         done = await rig.finished(job_id)
         assert (done["state"], done["attempts"], done["progress"]) == ("done", 1, 1.0)
-        record = await rig.db.connection(store.video_record, content.content_id, 0)
+        record = await rig.db.connection(videos.video_record, content.content_id, 0)
         published = media / record.published
         assert record.manifest.duration == pytest.approx(1.0, abs=0.1)
         for rendition in record.manifest.renditions:
@@ -258,7 +258,7 @@ async def test_cancelling_a_running_job_stops_its_worker_and_removes_its_files(
         # Frozen, it cannot act on SIGTERM: the pool must follow up with SIGKILL.
         [pid] = worker_pids()
         os.kill(pid, signal.SIGSTOP)
-        await rig.db.transaction(store.cancel, job_id)
+        await rig.db.transaction(jobs.cancel, job_id)
         rig.pool.tell_nowait(StopJob(job_id))
         await stopped_and_cleaned(media)
         assert (await rig.job(job_id))["state"] == "cancelled"
@@ -297,7 +297,7 @@ async def test_a_stopping_pool_gives_its_running_job_back_uncounted(
             lambda conn: conn.fetchrow("SELECT state, attempts FROM jobs WHERE id = $1", job_id)
         )
         assert (row["state"], row["attempts"]) == ("queued", 0)
-        assert await db.transaction(store.list_workers, 60.0) == []
+        assert await db.transaction(jobs.list_workers, 60.0) == []
 
 
 async def test_a_job_whose_worker_vanished_is_taken_again_when_its_lease_runs_out(
@@ -310,7 +310,7 @@ async def test_a_job_whose_worker_vanished_is_taken_again_when_its_lease_runs_ou
         shutil.copy(clip, media / "uploads/clip.mp4")
         job_id = (await enqueue(rig.db, content, "uploads/clip.mp4")).id
         claimed = await rig.db.transaction(
-            store.claim,
+            jobs.claim,
             worker_id="dead-worker",
             node_id="dead-node",
             lease_id="00000000-0000-0000-0000-000000000001",

@@ -42,7 +42,6 @@ LEASE_EXPIRED = "the worker stopped renewing its lease (it crashed or lost its n
 JobAction = Callable[[asyncpg.Connection, int], Awaitable[JobView | None]]
 
 _renditions = msgspec.json.Decoder(list[Rendition])
-_manifest = msgspec.json.Decoder(MediaManifest)
 
 _JOB = """
     SELECT j.*, c.course_id, co.owner_id
@@ -441,6 +440,13 @@ async def retry(conn: asyncpg.Connection, job_id: int) -> JobView | None:
     return job_view(await _job(conn, job_id))
 
 
+async def newest_job(conn: asyncpg.Connection, content_id: int) -> asyncpg.Record | None:
+    """The content's most recent job (a newer upload's job replaces the older ones)."""
+    return await conn.fetchrow(
+        f"{_JOB} WHERE j.content_id = $1 ORDER BY j.id DESC LIMIT 1", content_id
+    )
+
+
 async def list_workers(conn: asyncpg.Connection, alive_seconds: float) -> list[WorkerView]:
     rows = await conn.fetch(
         """
@@ -450,55 +456,3 @@ async def list_workers(conn: asyncpg.Connection, alive_seconds: float) -> list[W
         alive_seconds,
     )
     return [msgspec.convert(dict(row.items()), WorkerView) for row in rows]
-
-
-# --- what a content's video is right now (the streaming edge) -------------------------------
-
-
-class VideoRecord(msgspec.Struct, frozen=True):
-    """A content's newest job, its published video, and who may see them."""
-
-    owner_id: int
-    kind: str
-    enrolled: bool  # the asking user
-    job: JobView | None
-    job_renditions: list[Rendition]
-    job_workdir: str | None
-    published: str | None
-    manifest: MediaManifest | None
-
-
-async def video_record(
-    conn: asyncpg.Connection, content_id: int, user_id: int
-) -> VideoRecord | None:
-    """Read on one snapshot (pass it to `Database.connection`): a job completing between two
-    reads of their own would show as ready with nothing published yet."""
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        content = await conn.fetchrow(
-            """
-            SELECT c.kind, co.owner_id, v.path, v.manifest,
-                EXISTS (SELECT 1 FROM enrollments e
-                        WHERE e.course_id = c.course_id AND e.user_id = $2) AS enrolled
-            FROM contents c JOIN courses co ON co.id = c.course_id
-            LEFT JOIN videos v ON v.content_id = c.id
-            WHERE c.id = $1
-            """,
-            content_id,
-            user_id,
-        )
-        if content is None:
-            return None
-        job = await conn.fetchrow(
-            f"{_JOB} WHERE j.content_id = $1 ORDER BY j.id DESC LIMIT 1", content_id
-        )
-    running = job is not None and job["state"] == JobState.RUNNING
-    return VideoRecord(
-        owner_id=content["owner_id"],
-        kind=content["kind"],
-        enrolled=content["enrolled"],
-        job=None if job is None else job_view(job),
-        job_renditions=renditions_of(job) if running else [],
-        job_workdir=job["workdir"] if running else None,
-        published=content["path"],
-        manifest=None if content["manifest"] is None else _manifest.decode(content["manifest"]),
-    )

@@ -1,4 +1,5 @@
-"""A database with a course and a video content in it, for the queue and pool tests."""
+"""A database with a course and a video content in it, jobs queued for it and claimed, for the
+job store, video record and transcoder pool tests."""
 
 from __future__ import annotations
 
@@ -7,9 +8,22 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from lms.jobs import store
+from lms.store import jobs as store
 from lms.store.database import Database
-from proto.jobs import JobView
+from proto.jobs import ClaimedJob, JobView
+from proto.media import MediaManifest, Rendition
+
+LEASE = 30.0
+RENDITION = Rendition("360p", 640, 360, 800_000, "360p.mp4", "hls/360p/index.m3u8")
+MANIFEST = MediaManifest(
+    duration=12.5,
+    renditions=[RENDITION],
+    thumbnail="thumbnail.jpg",
+    storyboard=None,
+    preview=None,
+    hls_master="hls/master.m3u8",
+    has_audio=True,
+)
 
 
 @dataclass(frozen=True)
@@ -53,3 +67,15 @@ async def enqueue(
         max_attempts=max_attempts,
     )
     return jobs[0]
+
+
+async def claim(db: Database, worker: str = "w1", lease: float = LEASE) -> ClaimedJob | None:
+    lease_id = str(uuid.uuid4())
+    return await db.transaction(
+        store.claim,
+        worker_id=worker,
+        node_id="node-a",
+        lease_id=lease_id,
+        lease_seconds=lease,
+        workdir=f"work/{lease_id}",
+    )

@@ -2,53 +2,26 @@
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
 import pytest
 import trio
 
 from lms.domain.jobs import IllegalMove
-from lms.jobs import store
+from lms.store import jobs as store
 from lms.store.database import Database
+from lms.store.videos import video_record
 from proto.jobs import (
     ClaimedJob,
     Completion,
     JobState,
     JobStatus,
-    Lease,
     LeaseStatus,
     WorkerKind,
     WorkerSlot,
 )
-from proto.media import MediaManifest, Rendition
 from tests.databases import open_database
-from tests.lms.jobs.conftest import VideoContent, enqueue, video_content
+from tests.jobs_setup import LEASE, MANIFEST, RENDITION, VideoContent, claim, enqueue, video_content
 from tests.polling import eventually
-
-LEASE = 30.0
-RENDITION = Rendition("360p", 640, 360, 800_000, "360p.mp4", "hls/360p/index.m3u8")
-MANIFEST = MediaManifest(
-    duration=12.5,
-    renditions=[RENDITION],
-    thumbnail="thumbnail.jpg",
-    storyboard=None,
-    preview=None,
-    hls_master="hls/master.m3u8",
-    has_audio=True,
-)
-
-
-async def claim(db: Database, worker: str = "w1", lease: float = LEASE) -> ClaimedJob | None:
-    lease_id = str(uuid.uuid4())
-    return await db.transaction(
-        store.claim,
-        worker_id=worker,
-        node_id="node-a",
-        lease_id=lease_id,
-        lease_seconds=lease,
-        workdir=f"work/{lease_id}",
-    )
 
 
 async def state_of(db: Database, job_id: int) -> tuple[JobState, int, str | None]:
@@ -131,7 +104,7 @@ async def test_an_expired_lease_is_taken_again_and_the_old_holder_is_fenced_out(
         # A job completes once: the winner cannot complete it again either.
         again = await db.transaction(store.complete, taker.lease, MANIFEST, "videos/again")
         assert again is LeaseStatus.LOST
-        record = await db.connection(store.video_record, content.content_id, 0)
+        record = await db.connection(video_record, content.content_id, 0)
         assert record.published == "videos/new"
         assert record.manifest == MANIFEST
         duration = await db.transaction(
@@ -200,64 +173,13 @@ async def test_progress_and_renditions_are_recorded_under_the_lease(database_url
             LeaseStatus.HELD
         )
         assert await db.transaction(store.add_rendition, lease, RENDITION) is LeaseStatus.HELD
-        record = await db.connection(store.video_record, content.content_id, 0)
+        record = await db.connection(video_record, content.content_id, 0)
         assert record.job.status is JobStatus.TRANSCODING
         assert (record.job.progress, record.job.eta_seconds) == (0.4, 3.0)
         assert record.job.renditions == ["360p"]
         assert record.job_renditions == [RENDITION]
         assert record.job_workdir == f"work/{lease.lease_id}"
         assert record.published is None
-
-
-class CompletedBetweenReads:
-    """A real connection on which a job completes (on another connection) right after the
-    first row is read: what a node's manifest read meets when a worker finishes meanwhile."""
-
-    def __init__(self, conn: asyncpg.Connection, dsn: str, lease: Lease) -> None:
-        self._conn = conn
-        self._dsn = dsn
-        self._lease: Lease | None = lease
-
-    def transaction(self, **options: object) -> asyncpg.transaction.Transaction:
-        return self._conn.transaction(**options)
-
-    async def fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
-        row = await self._conn.fetchrow(query, *args)
-        lease, self._lease = self._lease, None
-        if lease is not None:
-            other = await asyncpg.connect(self._dsn)
-            try:
-                async with other.transaction():
-                    await store.complete(other, lease, MANIFEST, "videos/done")
-            finally:
-                await other.close()
-        return row
-
-
-async def test_a_job_completing_during_a_read_is_seen_before_or_after_never_half(
-    database_url: str,
-) -> None:
-    async with open_database(database_url) as db:
-        content = await video_content(db)
-        await enqueue(db, content)
-        claimed = await claim(db)
-        assert await db.transaction(store.add_rendition, claimed.lease, RENDITION) is (
-            LeaseStatus.HELD
-        )
-
-        async def read(conn: asyncpg.Connection) -> store.VideoRecord | None:
-            raced = CompletedBetweenReads(conn, database_url, claimed.lease)
-            return await store.video_record(raced, content.content_id, 0)  # type: ignore[arg-type]
-
-        record = await db.connection(read)
-        # The read's snapshot predates the completion: still running, playing what the job
-        # made so far (read apart, it was "ready" with nothing published).
-        assert record.job.state is JobState.RUNNING
-        assert record.job_renditions == [RENDITION]
-        assert record.published is None
-        after = await db.connection(store.video_record, content.content_id, 0)
-        assert after.job.status is JobStatus.READY
-        assert after.published == "videos/done"
 
 
 async def test_cancelling_tells_the_worker_at_its_next_renewal(database_url: str) -> None:

@@ -1,11 +1,17 @@
-"""Uploads in PostgreSQL (asyncpg; run through `Database`)."""
+"""Uploads in PostgreSQL (asyncpg; run through `Database`): their rows, and the upload
+service's units of work, each checking who may upload where on the snapshot it then changes."""
 
 from __future__ import annotations
 
 import asyncpg
 import msgspec
 
+from lms.domain.access import Principal, may_manage_course
 from lms.domain.uploads import check_move
+from lms.errors import Forbidden, Invalid, NotFound, TooManyRequests
+from lms.store.jobs import enqueue
+from proto.api import ContentKind
+from proto.jobs import JobView
 from proto.uploads import Upload, UploadState
 
 # An upload row with whether it expired, by PostgreSQL's clock (every node agrees on it).
@@ -118,3 +124,99 @@ async def move(conn: asyncpg.Connection, upload_id: str, new: UploadState) -> Up
 
 def _upload(row: asyncpg.Record) -> Upload:
     return msgspec.convert({**dict(row.items()), "id": str(row["id"])}, Upload)
+
+
+# --- the upload service's units of work -------------------------------------------------------
+
+
+async def check_target(
+    conn: asyncpg.Connection, who: Principal, content_id: int, course_id: int | None = None
+) -> None:
+    """Raise unless `who` may upload into the video content (of `course_id`, when given)."""
+    content = await video_content(conn, content_id)
+    if content is None or (course_id is not None and content["course_id"] != course_id):
+        raise NotFound(f"no content with id {content_id}")
+    if not may_manage_course(who, content["owner_id"]):
+        raise Forbidden("only the course's instructor or an admin may upload its videos")
+    if content["kind"] != ContentKind.VIDEO:
+        raise Invalid(f"content {content_id} is not a video; only a video content takes an upload")
+
+
+async def create(
+    conn: asyncpg.Connection,
+    who: Principal,
+    *,
+    upload_id: str,
+    content_id: int,
+    filename: str,
+    length: int,
+    max_unfinished: int,
+    ttl_seconds: float,
+) -> Upload:
+    """A new resumable upload, within the user's limit of unfinished ones."""
+    await check_target(conn, who, content_id)
+    if await unfinished_count(conn, who.user_id) >= max_unfinished:
+        raise TooManyRequests(
+            f"you have {max_unfinished} unfinished uploads; finish or delete one first"
+        )
+    return await insert_upload(
+        conn,
+        upload_id=upload_id,
+        owner_id=who.user_id,
+        content_id=content_id,
+        filename=filename,
+        length=length,
+        ttl_seconds=ttl_seconds,
+    )
+
+
+async def insert_complete(
+    conn: asyncpg.Connection,
+    who: Principal,
+    *,
+    course_id: int,
+    content_id: int,
+    filename: str,
+    upload_id: str,
+    size: int,
+    source: str,
+    attempts: int,
+    ttl_seconds: float,
+) -> list[JobView]:
+    """A whole file already on disk: its upload, complete, and its transcode job."""
+    # Checked again: the content may have been deleted while the bytes arrived.
+    await check_target(conn, who, content_id, course_id)
+    upload = await insert_upload(
+        conn,
+        upload_id=upload_id,
+        owner_id=who.user_id,
+        content_id=content_id,
+        filename=filename,
+        length=size,
+        ttl_seconds=ttl_seconds,
+        complete=True,
+    )
+    return await _enqueue(conn, upload, source, attempts)
+
+
+async def mark_complete(
+    conn: asyncpg.Connection, upload: Upload, source: str, attempts: int
+) -> tuple[Upload, list[JobView]]:
+    """The upload complete and its transcode job queued, together."""
+    completed = await move(conn, upload.id, UploadState.COMPLETE)
+    if completed is None:
+        raise NotFound("no such upload")
+    return completed, await _enqueue(conn, completed, source, attempts)
+
+
+async def _enqueue(
+    conn: asyncpg.Connection, upload: Upload, source: str, attempts: int
+) -> list[JobView]:
+    return await enqueue(
+        conn,
+        content_id=upload.content_id,
+        upload_id=upload.id,
+        uploader_id=upload.owner_id,
+        source=source,
+        max_attempts=attempts,
+    )
