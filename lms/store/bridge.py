@@ -28,14 +28,20 @@ Three changes to trio-asyncio's loop, made here, all to behave as asyncio's own 
   mid-handshake, sets an exception on a future it no longer awaits. `_log_orphaned_errors`
   logs them instead; an error in work that crossed the bridge still reaches its caller.
 
+Those internals are why pyproject.toml allows one minor version of each package
+(`SUPPORTED`), and why importing this module checks that every internal name it patches or reads
+is there (`check_internals`): a newer trio-asyncio fails at start with the name it lacks, not
+with an AttributeError on the first query, or worse, a patch that silently no longer applies.
+
 This module is the only one that imports trio_asyncio.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from typing import Any, ParamSpec, TypeVar
 
 import structlog
@@ -44,6 +50,50 @@ import trio_asyncio
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+log = structlog.get_logger()
+
+# The versions this module's patches were written and tested against; pyproject.toml pins the
+# same (a test holds the two together).
+SUPPORTED = {"trio": ">=0.35,<0.36", "trio-asyncio": ">=0.16,<0.17"}
+
+
+def require_internals(owner: object, paths: Iterable[str], *, package: str) -> None:
+    """Check that every dotted attribute path in `paths` can be read from `owner`.
+
+    Raises:
+      ImportError: naming the first missing attribute, the installed version of `package`
+          and the versions this module supports.
+    """
+    label = getattr(owner, "__qualname__", type(owner).__qualname__)
+    for path in paths:
+        target = owner
+        for name in path.split("."):
+            if not hasattr(target, name):
+                raise ImportError(
+                    f"lms.store.bridge patches {package} internals, and {label}.{path} is "
+                    f"missing from the installed {package} {version(package)}: install "
+                    f"{package}{SUPPORTED[package]}"
+                )
+            target = getattr(target, name)
+
+
+def check_internals() -> None:
+    """Check the internals this module patches and reads (the loop's instance attributes are
+    checked when a loop opens). Runs at import.
+
+    Raises:
+      ImportError: as `require_internals` does.
+    """
+    require_internals(
+        trio_asyncio.TrioEventLoop, ("_main_loop_one", "_check_callback"), package="trio-asyncio"
+    )
+    send, receive = trio.open_memory_channel[object](0)
+    with send, receive:
+        require_internals(receive, ("_state.data",), package="trio")
+
+
+check_internals()
 
 
 @asynccontextmanager
@@ -62,6 +112,7 @@ def _run_ready_together(loop: trio_asyncio.TrioEventLoop) -> None:
     # runs one due timer or one queued callback without waiting, raising WouldBlock when there
     # is none; `_q_recv`, made with the loop, is the callback queue. And to trio's: the
     # queue's buffer is the deque `_state.data` (its `statistics()` built an object per pass).
+    require_internals(loop, ("_q_recv",), package="trio-asyncio")
     run_one = loop._main_loop_one
     queued = loop._q_recv._state.data
 
@@ -89,7 +140,7 @@ def _accept(callback: object, method: str) -> None:
 
 def _log_orphaned_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     exception = context.get("exception")
-    structlog.get_logger().error(
+    log.error(
         "asyncio_error",
         message=context.get("message", "unhandled error in the event loop"),
         exc_info=exception if isinstance(exception, BaseException) else None,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import structlog
@@ -126,3 +130,29 @@ async def test_an_error_an_asyncio_library_leaves_behind_is_logged_and_the_bridg
     (logged,) = [entry for entry in logs if entry["event"] == "asyncio_error"]
     assert logged["log_level"] == "error"
     assert isinstance(logged["exc_info"], ConnectionError)
+
+
+def test_the_installed_trio_and_trio_asyncio_have_every_internal_the_bridge_patches() -> None:
+    bridge.check_internals()  # also ran at import; the loop's own attribute when one opens
+
+
+def test_a_missing_internal_is_named_with_the_versions_the_bridge_supports() -> None:
+    class Channel:
+        _state = SimpleNamespace(buffer=[])  # as if a release had renamed `data`
+
+    class Loop:
+        _q_recv = Channel()
+
+    with pytest.raises(ImportError) as raised:
+        bridge.require_internals(Loop(), ("_q_recv", "_q_recv._state.data"), package="trio")
+    message = str(raised.value)
+    assert "Loop._q_recv._state.data is missing" in message
+    assert f"the installed trio {version('trio')}" in message
+    assert "install trio>=0.35,<0.36" in message
+
+
+def test_pyproject_pins_the_versions_the_bridge_supports() -> None:
+    with (Path(__file__).parents[3] / "pyproject.toml").open("rb") as file:
+        dependencies = tomllib.load(file)["project"]["dependencies"]
+    for package, supported in bridge.SUPPORTED.items():
+        assert package + supported in dependencies
