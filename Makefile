@@ -47,3 +47,19 @@ bench: install system-deps
 
 clean:
 	rm -rf $(VENV) .lms .pytest_cache .ruff_cache
+
+# /docs is served by the node itself, so it works without internet access: Swagger UI's files are
+# vendored from this pinned npm package into lms/static/vendor/swagger-ui/ (see its README.md).
+# Bump the version here, then `make vendor-swagger-ui` and commit the files it wrote.
+SWAGGER_UI_VERSION := 5.35.0
+SWAGGER_UI_DIR := lms/static/vendor/swagger-ui
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui.css favicon-32x32.png \
+	LICENSE NOTICE swagger-ui-bundle.js.LICENSE.txt package.json
+
+.PHONY: vendor-swagger-ui
+vendor-swagger-ui:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  npm pack --silent --pack-destination "$$tmp" swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && \
+	  tar -xzf "$$tmp/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz" -C "$$tmp" && \
+	  mkdir -p $(SWAGGER_UI_DIR) && \
+	  cd "$$tmp/package" && cp $(SWAGGER_UI_FILES) "$(CURDIR)/$(SWAGGER_UI_DIR)/"

@@ -13,6 +13,7 @@ from lms.http import (
     announcements,
     auth,
     courses,
+    docs,
     health,
     jobs,
     live_page,
@@ -34,6 +35,8 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
         app,
         info=Info(title="LMS streaming server", version="1"),
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
+        # Its pages load from CDNs with inline scripts: /docs is served by lms/http/docs.py.
+        swagger_ui_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,
         convert_casing=False,
@@ -41,7 +44,7 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
     install_error_handlers(app)
     for module in (auth, users, courses, health, progress, announcements, ws, live_page):
         app.register_blueprint(module.blueprint)
-    for module in (uploads, jobs, streaming):
+    for module in (uploads, jobs, streaming, docs):
         app.register_blueprint(module.blueprint)
     # Upload routes stream bodies past MAX_CONTENT_LENGTH: each request gets its route's limit.
     app.asgi_http_class = uploads.BodyLimits  # type: ignore[assignment]
