@@ -56,9 +56,6 @@ class Settings:
     embedded_pg_port: int = 0
     node_id: str = field(default_factory=_default_node_id)
     shutdown_grace: float = 10.0
-    # "group" (group commit through the ProgressWriter) or "direct" (a transaction per update):
-    # "direct" exists only as the baseline for benchmarks (tests/bench/progress.py).
-    progress_writes: str = "group"
     # Uploads and transcoding (lms/uploads, lms/jobs, actors/transcoder).
     max_upload_bytes: int = 5 << 30
     max_concurrent_uploads: int = 5  # unfinished uploads per user
@@ -114,9 +111,6 @@ class Settings:
             embedded_pg_port=reader.parse("LMS_EMBEDDED_PG_PORT", 0, _int_between(0, 65535)),
             node_id=reader.get("LMS_NODE_ID", "") or _default_node_id(),
             shutdown_grace=reader.parse("LMS_SHUTDOWN_GRACE", cls.shutdown_grace, _seconds),
-            progress_writes=reader.parse(
-                "LMS_PROGRESS_WRITES", cls.progress_writes, _choice("group", "direct")
-            ),
             max_upload_bytes=reader.parse(
                 "LMS_MAX_UPLOAD_BYTES", cls.max_upload_bytes, _int_between(1, 1 << 40)
             ),

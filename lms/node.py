@@ -36,7 +36,6 @@ from lms.jobs.pool import start_transcoder_pool
 from lms.jobs.service import Jobs
 from lms.jobs.videos import Videos
 from lms.live.service import LiveService
-from lms.progress.direct import DirectWrites
 from lms.progress.service import ProgressService, group_committed
 from lms.store import bridge
 from lms.store import progress as progress_store
@@ -283,12 +282,7 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
         jobs=jobs,
         uploads=Uploads.configured(settings, store.db, jobs),
         videos=Videos(store.db, settings.media_dir),
-        progress=ProgressService(
-            store.db,
-            DirectWrites(store.db, actors.publish).record
-            if settings.progress_writes == "direct"
-            else group_committed(actors.progress),
-        ),
+        progress=ProgressService(store.db, group_committed(actors.progress)),
     )
 
 

@@ -12,24 +12,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 
-import asyncpg
-
 from actors.progress_writer import Outcome, ProgressWrites
 from lms.domain.access import Principal
-from lms.domain.progress import (
-    Refusal,
-    Refused,
-    course_progress,
-    prepare,
-    standing,
-    summary,
-)
+from lms.domain.progress import Refusal, Refused, prepare
 from lms.errors import Conflict, Forbidden, Invalid, LmsError, NotFound
-from lms.store import courses
 from lms.store import progress as progress_store
 from lms.store.database import Database
 from proto.progress import (
-    MAX_ID,
     CourseProgress,
     ProgressState,
     ProgressSummary,
@@ -86,36 +75,12 @@ class ProgressService:
 
     async def course(self, who: Principal, course_id: int) -> CourseProgress:
         """The caller's progress in one course they are enrolled in."""
-        return await self._db.transaction(_course, who.user_id, course_id)
+        return await self._db.transaction(progress_store.course_progress_of, who.user_id, course_id)
 
     async def summary(self, who: Principal) -> ProgressSummary:
         """The caller's standing in every course they are enrolled in."""
-        return await self._db.transaction(_summary, who.user_id)
+        return await self._db.transaction(progress_store.summary_of, who.user_id)
 
 
 def _error(refused: Refused) -> LmsError:
     return _STATUS[refused.reason](refused.message)
-
-
-# The functions below run inside one transaction on the asyncio side of the bridge.
-
-
-async def _course(conn: asyncpg.Connection, user_id: int, course_id: int) -> CourseProgress:
-    course = await courses.course_by_id(conn, course_id) if course_id <= MAX_ID else None
-    if course is None:
-        raise NotFound(f"no course with id {course_id}")
-    if not await courses.is_enrolled(conn, course_id, user_id):
-        raise Forbidden("enrol in this course to track your progress in it")
-    contents = await progress_store.contents_progress(conn, user_id, [course_id])
-    return course_progress(course_id, course.title, contents[course_id])
-
-
-async def _summary(conn: asyncpg.Connection, user_id: int) -> ProgressSummary:
-    enrolled = await progress_store.enrolled_courses(conn, user_id)
-    contents = await progress_store.contents_progress(conn, user_id, [c for c, _ in enrolled])
-    return summary(
-        [
-            standing(course_progress(course_id, title, contents[course_id]))
-            for course_id, title in enrolled
-        ]
-    )

@@ -47,13 +47,18 @@ from lms.domain.progress import (
     Written,
     admit,
     advance,
+    course_progress,
     coverage,
     shows_change,
+    standing,
     state,
+    summary,
     watched_within,
 )
+from lms.errors import Forbidden, NotFound
+from lms.store import courses
 from proto.api import ContentKind
-from proto.progress import ContentProgress, ProgressWrite
+from proto.progress import MAX_ID, ContentProgress, CourseProgress, ProgressSummary, ProgressWrite
 
 Key = tuple[int, int]  # (user_id, content_id)
 
@@ -461,3 +466,29 @@ async def contents_progress(
             )
         )
     return found
+
+
+async def course_progress_of(
+    conn: asyncpg.Connection, user_id: int, course_id: int
+) -> CourseProgress:
+    """The user's progress in one course they are enrolled in (run it in a transaction: the
+    enrolment check and the read see one snapshot)."""
+    course = await courses.course_by_id(conn, course_id) if course_id <= MAX_ID else None
+    if course is None:
+        raise NotFound(f"no course with id {course_id}")
+    if not await courses.is_enrolled(conn, course_id, user_id):
+        raise Forbidden("enrol in this course to track your progress in it")
+    contents = await contents_progress(conn, user_id, [course_id])
+    return course_progress(course_id, course.title, contents[course_id])
+
+
+async def summary_of(conn: asyncpg.Connection, user_id: int) -> ProgressSummary:
+    """The user's standing in every course they are enrolled in."""
+    enrolled = await enrolled_courses(conn, user_id)
+    contents = await contents_progress(conn, user_id, [c for c, _ in enrolled])
+    return summary(
+        [
+            standing(course_progress(course_id, title, contents[course_id]))
+            for course_id, title in enrolled
+        ]
+    )

@@ -2,10 +2,10 @@
 
 (a) The writer alone, in process, through the same bridge and pool (10 connections, the node's
     default): P players each send heartbeats one after another for S seconds, either straight
-    to the store in a transaction each (`lms.progress.direct.DirectWrites`, the naive path) or
-    through a `ProgressWriter`. Both run the same store function with the same checks.
-(b) End to end: a real node (`lms serve` in a child process) per path, selected with
-    `LMS_PROGRESS_WRITES=direct|group`, and P simulated players posting heartbeats to
+    to the store in a transaction each (`tests.bench.direct_writes.DirectWrites`, the naive
+    path) or through a `ProgressWriter`. Both run the same store function with the same checks.
+(b) End to end: a real node (`lms serve` in a child process) per path, the naive one started
+    under tests/bench/direct_writes.py, and P simulated players posting heartbeats to
     `POST /api/v1/progress`.
 (c) The same over the progress WebSocket (`/api/v1/ws/progress/{course_id}`): each player
     on its own socket sends `progress` frames and awaits each one's `ack`.
@@ -58,7 +58,6 @@ from actors.runtime import Supervisor
 from lms.accounts.tokens import TokenIssuer
 from lms.domain.progress import prepare
 from lms.heap import settle_after_startup
-from lms.progress.direct import DirectWrites
 from lms.store import bridge
 from lms.store import progress as progress_store
 from lms.store.database import Database
@@ -67,9 +66,10 @@ from lms.store.migrate import migrate
 from proto.api import Role
 from proto.events import Event
 from proto.progress import ProgressUpdate, ProgressWrite
-from tests.actors.test_progress_writer import DURATION, Seeded, seed
+from tests.bench.direct_writes import LAUNCHER, DirectWrites
 from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
 from tests.live_client import live_socket, progress_path
+from tests.progress_setup import DURATION, Seeded, seed
 
 POOL = 10  # the node's default LMS_DB_POOL_MAX
 VIDEOS = 4
@@ -321,19 +321,21 @@ async def node_part(
     saturated, paced = [], []
     issuer = TokenIssuer(SECRET, access_ttl=3600, refresh_ttl=3600)
     for transport, player in PLAYERS.items():
-        for mode, label in (("direct", "one transaction per update"), ("group", "ProgressWriter")):
+        for mode, label, launcher in (
+            ("direct", "one transaction per update", LAUNCHER),
+            ("group", "ProgressWriter", []),
+        ):
             name = f"{transport}, {label}"
             dsn = await fresh_database(server, f"lms_bench_{mode}")
             env = node_env(
                 work_dir / mode,
                 LMS_DATABASE_URL=dsn,
                 LMS_SECRET_KEY=SECRET,
-                LMS_PROGRESS_WRITES=mode,
                 LMS_LOG_LEVEL="warning",
             )
             # First run: migrate, seed, and create every player's row, so that the measured runs
             # update rows as a learner's heartbeats do after the first.
-            async with running_node(env, work_dir / f"{mode}-setup.log") as node:
+            async with running_node(env, launcher, work_dir / f"{mode}-setup.log") as node:
                 db = await Database.connect(dsn, min_size=1, max_size=1)
                 try:
                     course = await db.transaction(seed, learners=n_players, videos=VIDEOS)
@@ -344,10 +346,12 @@ async def node_part(
                     await players(course, 0.0, beats, steps=1)
             rows_before = await progress_rows(dsn)
             log = work_dir / f"{mode}.log"
-            run = await measure_node(name, env, log, dsn, player, course, tokens, seconds)
+            run = await measure_node(name, env, launcher, log, dsn, player, course, tokens, seconds)
             run.rows = await progress_rows(dsn) - rows_before
             saturated.append(run)
-            run = await measure_node(name, env, log, dsn, player, course, tokens, seconds, every)
+            run = await measure_node(
+                name, env, launcher, log, dsn, player, course, tokens, seconds, every
+            )
             paced.append(run)
     return saturated, paced
 
@@ -355,6 +359,7 @@ async def node_part(
 async def measure_node(
     name: str,
     env: dict[str, str],
+    launcher: list[str],
     log: Path,
     dsn: str,
     player: Player,
@@ -365,7 +370,7 @@ async def measure_node(
 ) -> Run:
     """One measured run on a freshly started node, counted once every player is connected."""
     async with (
-        running_node(env, log) as node,
+        running_node(env, launcher, log) as node,
         open_players(player, node.url, course, tokens) as beats,
     ):
         mark = await write_transactions(dsn)
@@ -394,8 +399,10 @@ async def open_players(
 
 
 @contextlib.asynccontextmanager
-async def running_node(env: dict[str, str], log: Path) -> AsyncIterator[NodeProcess]:
-    node = await start_node(env, log)
+async def running_node(
+    env: dict[str, str], launcher: list[str], log: Path
+) -> AsyncIterator[NodeProcess]:
+    node = await start_node(env, log, launcher=launcher)
     try:
         yield node
     finally:
