@@ -58,6 +58,8 @@ from lms.domain.progress import Refused, Written, changes
 from proto.events import Event, EventSink
 from proto.progress import ProgressWrite
 
+log = structlog.get_logger()
+
 Outcome = Written | Refused
 Commit = Callable[[list[ProgressWrite]], Awaitable[list[Outcome]]]
 
@@ -260,15 +262,11 @@ async def publish_events(publish: EventSink, events: Sequence[Event], *, budget:
             try:
                 await publish(event)
             except Exception:
-                structlog.get_logger().exception(
-                    "progress_event_failed", event=type(event).__name__
-                )
+                log.exception("progress_event_failed", event=type(event).__name__)
             else:
                 published += 1
     if scope.cancelled_caught:
-        structlog.get_logger().warning(
-            "progress_events_dropped", dropped=len(events) - published, budget=budget
-        )
+        log.warning("progress_events_dropped", dropped=len(events) - published, budget=budget)
     return published
 
 

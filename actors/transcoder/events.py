@@ -7,6 +7,8 @@ import structlog
 from proto.events import EventSink, JobChanged
 from proto.jobs import JobView
 
+log = structlog.get_logger()
+
 
 def job_event(view: JobView) -> JobChanged:
     return JobChanged(
@@ -28,4 +30,4 @@ async def send_event(publish: EventSink, event: JobChanged) -> None:
     try:
         await publish(event)
     except Exception as exc:
-        structlog.get_logger().warning("job_event_dropped", job_id=event.job_id, error=repr(exc))
+        log.warning("job_event_dropped", job_id=event.job_id, error=repr(exc))

@@ -4,6 +4,13 @@ Context (request id, actor name) is bound with contextvars; log events are short
 names with fields. Records from libraries that use the standard library's logging (asyncpg,
 hypercorn) go through the same renderer, so a JSON log stays one JSON object per line.
 Secrets never become fields: tokens and passwords are not passed to loggers.
+
+Loggers: a module holds one, ``log = structlog.get_logger()`` at module level, and an object that
+logs with context binds its own from it (``.bind(actor=...)``) when it is made. structlog does
+not cache loggers here (`cache_logger_on_first_use=False`): a cached module-level logger is
+frozen with the processors and logger factory of its first use, and would ignore any later
+`structlog.configure` (a second set-up, a tool's, a test's). Not caching costs ~1.5 us per
+call, next to ~23 us for rendering a line (measured here), and no hot path logs.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,  # see the module's docstring
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
