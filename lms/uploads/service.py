@@ -35,6 +35,8 @@ from lms.uploads.storage import Appender, UploadFiles
 from proto.jobs import JobView
 from proto.uploads import Upload, UploadState
 
+log = structlog.get_logger()
+
 # An unfinished upload nobody touched for a day expires (and stops counting against the limit).
 UPLOAD_TTL = 24 * 3600.0
 # Record the offset at least this often within one long PATCH.
@@ -68,7 +70,6 @@ class Uploads:
         self._files = files
         self.limits = limits
         self._jobs = jobs
-        self._log = structlog.get_logger()
 
     @classmethod
     def configured(cls, settings: Settings, db: Database, jobs: Jobs) -> Uploads:
@@ -172,10 +173,8 @@ class Uploads:
                 try:
                     upload = await self._record(upload, out, window.offset)
                 except Exception as salvage:
-                    self._log.warning("upload_salvage_failed", error=repr(salvage))
-            self._log.info(
-                "upload_cut_off", upload_id=upload.id, offset=window.offset, why=repr(exc)
-            )
+                    log.warning("upload_salvage_failed", error=repr(salvage))
+            log.info("upload_cut_off", upload_id=upload.id, offset=window.offset, why=repr(exc))
             raise
         upload = await self._record(upload, out, window.offset)
         if window.overflowed:
@@ -203,7 +202,7 @@ class Uploads:
             uploads.mark_complete, upload, self._files.source(upload.id), self.limits.job_attempts
         )
         await self._files.forget_part(upload.id)
-        self._log.info("upload_complete", upload_id=upload.id, job_id=jobs[0].id)
+        log.info("upload_complete", upload_id=upload.id, job_id=jobs[0].id)
         await self._jobs.announce(jobs)
         return upload
 
@@ -259,7 +258,7 @@ class Uploads:
                 await self._files.discard(upload_id)
             raise
         await self._files.forget_part(upload_id)
-        self._log.info("upload_complete", upload_id=upload_id, job_id=jobs[0].id)
+        log.info("upload_complete", upload_id=upload_id, job_id=jobs[0].id)
         await self._jobs.announce(jobs)
         return jobs[0]
 
