@@ -171,9 +171,7 @@ class _Child:
 
     def log(self) -> FilteringBoundLogger:
         """A logger bound to this child. Made when there is something to say, not kept: a
-        bound logger is ~600 bytes, and a node runs thousands of per-user actors. And per child
-        rather than per module: a module-level one is frozen at first use when structlog caches
-        loggers, and would miss a later configure() (or capture_logs)."""
+        bound logger is ~600 bytes, and a node runs thousands of per-user actors."""
         return structlog.get_logger().bind(actor=self.name, **self.context)
 
     def statistics(self) -> ChildStatistics:
