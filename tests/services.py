@@ -98,9 +98,10 @@ def start_postgres(
     """Start a fast, throwaway PostgreSQL in `tmpdir/postgres` (initdb'd on first use) on a free
     port; return once database `database` exists and accepts connections.
 
-    `tmpdir` must be reachable by PostgreSQL's user (see `scratch_dir`). Raise
-    `PostgresClusterError` (or a subclass) with the reason, and the end of the log when the
-    server itself failed.
+    `tmpdir` must be reachable by PostgreSQL's user (see `scratch_dir`); binaries it cannot
+    reach (a venv in a private home, as root) run from the shared copy `prepare_cluster` makes
+    under /var/lib/lms, which outlives the session as a cache. Raise `PostgresClusterError` (or
+    a subclass) with the reason, and the end of the log when the server itself failed.
     """
     paths = ClusterPaths.under(tmpdir / "postgres")
     bin_dir = find_postgres_binaries(os.environ)

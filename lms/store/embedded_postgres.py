@@ -1,13 +1,15 @@
 """The node's embedded PostgreSQL: an actor that runs a postmaster as its child and keeps it up.
 
-Used when no `LMS_DATABASE_URL` is configured. The cluster lives under one root directory (see
-`lms/store/postgres_cluster.py` for the layout, the service user and the lock):
+Used when no `LMS_DATABASE_URL` is configured. The cluster lives under one root directory, or,
+as root when PostgreSQL's user cannot reach that, in one of its own under the system state dir
+(see `lms/store/postgres_cluster.py` for the layout, the service user, where the cluster goes and
+the lock; `statistics().data_dir` says where it went):
 
     postgres = EmbeddedPostgres(EmbeddedPostgresConfig(root=settings.data_dir / "postgres"))
     dsn = await nursery.start(postgres.run)   # returns once the database accepts connections
 
-Theory of operation. `run` takes the cluster's lock, initdb's on first use and stops whatever a
-dead previous owner left running, then loops: start the postmaster, wait until its
+Theory of operation. `run` places the cluster, takes its lock, initdb's on first use and stops
+whatever a dead previous owner left running, then loops: start the postmaster, wait until its
 `postmaster.pid` says "ready", wait for it to exit. An exit we did not ask for is a crash: the
 state goes `down`, the cluster's orphans are killed, and after a backoff the postmaster is
 started again on the same port (so the DSN handed out stays valid); more than
@@ -32,6 +34,7 @@ import trio
 
 from actors.runtime.restart import CrashHistory, RestartPolicy
 from lms.store.postgres_cluster import (
+    SYSTEM_STATE_DIR,
     ClusterInfo,
     ClusterPaths,
     PostgresCluster,
@@ -45,6 +48,7 @@ from lms.store.postgres_cluster import (
     log_tail,
     open_log,
     pick_free_port,
+    place_cluster,
     postgres_command,
     prepare_cluster,
     read_postmaster_status,
@@ -115,6 +119,9 @@ class EmbeddedPostgresConfig:
     restart: RestartPolicy = POSTGRES_RESTARTS
     # None: `find_postgres_binaries(os.environ)`.
     bin_dir: Path | None = None
+    # As root, where the cluster and a copy of the binaries go when PostgreSQL's user cannot
+    # reach them in place.
+    state_dir: Path = SYSTEM_STATE_DIR
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,8 @@ class PostgresStatistics:
     port: int | None
     restarts: int
     last_exit_code: int | None
+    # Where the cluster lives: under the configured root, or where `run` moved it.
+    data_dir: Path
     log_file: Path
 
     @property
@@ -156,6 +165,7 @@ class EmbeddedPostgres:
             port=self._port,
             restarts=self._restarts,
             last_exit_code=self._last_exit_code,
+            data_dir=self._paths.data_dir,
             log_file=self._paths.log_file,
         )
 
@@ -198,6 +208,16 @@ class EmbeddedPostgres:
         """
         cluster: PostgresCluster | None = None
         try:
+            self._paths = await trio.to_thread.run_sync(
+                place_cluster, self._config.root, self._config.state_dir
+            )
+            if self._paths != ClusterPaths.under(self._config.root):
+                # Its user cannot reach the configured root (see `place_cluster`).
+                self._log.info(
+                    "postgres_moved",
+                    configured=str(self._config.root.absolute()),
+                    data_dir=str(self._paths.data_dir),
+                )
             with lock_cluster(self._paths):
                 try:
                     cluster = await trio.to_thread.run_sync(self._prepare)
@@ -222,7 +242,9 @@ class EmbeddedPostgres:
         # Runs in a worker thread: initdb takes a second or more.
         config = self._config
         bin_dir = config.bin_dir or find_postgres_binaries(os.environ)
-        cluster = prepare_cluster(bin_dir, self._paths, sync=config.initdb_sync)
+        cluster = prepare_cluster(
+            bin_dir, self._paths, sync=config.initdb_sync, state_dir=config.state_dir
+        )
         leftovers = recover(cluster, config.stop_grace)
         if leftovers:
             self._log.warning("postgres_leftovers_stopped", pids=leftovers)

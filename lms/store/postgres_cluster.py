@@ -14,6 +14,14 @@ a node that was SIGKILLed, backends orphaned by a SIGKILLed postmaster) without 
 `postmaster.pid`. Readiness comes from the status line PostgreSQL writes into `postmaster.pid`
 ("ready" once it accepts connections), the same signal `pg_ctl -w` waits for.
 
+As root, that other user must reach both the binaries and the data dir, and a checkout in a
+private (0700) home hides both. So what it cannot reach moves under the system state dir
+(`SYSTEM_STATE_DIR`, /var/lib/lms): the binaries' installation is copied once into
+`postgresql/<major>-<hash>` (root-owned, world-readable, reused by every cluster on the machine;
+`runnable_bin_dir`), and the cluster itself goes to `clusters/<hash of the asked-for root>`, owned
+by that user, mode 0700, where the same checkout finds it again (`place_cluster`). A root it can
+reach stays where it was asked for.
+
 Authentication is `trust`, so the server listens on 127.0.0.1 and its socket directory only, and
 `pg_hba.conf` accepts nothing else.
 """
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -41,6 +50,8 @@ SUPERUSER: Final = "postgres"
 HOST: Final = "127.0.0.1"
 FALLBACK_SYSTEM_USER: Final = "lms-postgres"
 SYSTEM_INSTALLS: Final = Path("/usr/lib/postgresql")
+# Where, as root, what PostgreSQL's user cannot reach in place goes (see the module docstring).
+SYSTEM_STATE_DIR: Final = Path("/var/lib/lms")
 
 # Settings the cluster's safety depends on (trust auth is only safe on loopback): callers' extra
 # settings may not override them.
@@ -206,7 +217,7 @@ def resolve_service_user(data_dir: Path) -> ServiceUser:
     system user if needed)."""
     if os.geteuid() != 0:
         return ServiceUser.from_passwd(pwd.getpwuid(os.geteuid()))
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         owner = data_dir.stat().st_uid
         if owner != 0:
             with contextlib.suppress(KeyError):
@@ -281,9 +292,14 @@ class ClusterPaths:
 def untraversable_ancestor(path: Path, user: ServiceUser) -> Path | None:
     """The first directory above `path` (from `/` down) that `user` may not search, or None.
 
-    Only permission bits count (no ACLs): enough for the usual root-owned 0700 directories."""
+    Directories that do not exist yet do not block: we create them searchable. Only permission
+    bits count (no ACLs): enough for the usual root-owned 0700 directories."""
     for ancestor in reversed(path.absolute().parents):
-        if not _may_search(ancestor.stat(), user):
+        try:
+            st = ancestor.stat()
+        except FileNotFoundError:
+            return None
+        if not _may_search(st, user):
             return ancestor
     return None
 
@@ -300,14 +316,19 @@ def _may_search(st: os.stat_result, user: ServiceUser) -> bool:
 
 def _check_reachable(path: Path, user: ServiceUser) -> None:
     blocker = untraversable_ancestor(path, user)
-    if blocker is None:
-        return
+    if blocker is not None:
+        raise DirectoryNotTraversableError(
+            f"{_unreachable(path, user, blocker)}. Put the cluster elsewhere or allow it through "
+            f"(chmod o+x {blocker})."
+        )
+
+
+def _unreachable(path: Path, user: ServiceUser, blocker: Path) -> str:
     st = blocker.stat()
-    owner = _user_name(st.st_uid)
-    raise DirectoryNotTraversableError(
-        f"PostgreSQL runs as {user.name}, which cannot reach {path}: {blocker} (owner {owner}, "
-        f"mode {stat.S_IMODE(st.st_mode):04o}) is not searchable by {user.name}. Put the "
-        f"cluster elsewhere or allow it through (chmod o+x {blocker})."
+    return (
+        f"PostgreSQL runs as {user.name}, which cannot reach {path}: {blocker} (owner "
+        f"{_user_name(st.st_uid)}, mode {stat.S_IMODE(st.st_mode):04o}) is not searchable by "
+        f"{user.name}"
     )
 
 
@@ -323,6 +344,162 @@ def _make_owned_dir(path: Path, user: ServiceUser) -> None:
     if user.uid != os.geteuid():
         os.chown(path, user.uid, user.gid)
     path.chmod(0o700)
+
+
+def _make_shared_dir(path: Path) -> None:
+    """Create `path` and its missing parents searchable by everyone (0755), whatever the umask."""
+    for directory in reversed([path, *path.parents]):
+        if not directory.exists():
+            directory.mkdir(exist_ok=True)
+            directory.chmod(0o755)
+
+
+def cluster_root(wanted: Path, user: ServiceUser, state_dir: Path = SYSTEM_STATE_DIR) -> Path:
+    """Where the cluster asked for at `wanted` lives, when PostgreSQL runs as `user`.
+
+    `wanted` itself (absolute) whenever `user` can reach it, or when we are not root (then
+    `user` is us, and nowhere else would do better), or when it already holds a cluster (moving
+    to an empty one would look like lost data; preparing it says what blocks it). Otherwise
+    `state_dir/clusters/<hash of wanted's real path>`: the same checkout gets the same directory
+    on every run, two checkouts never share one.
+    """
+    wanted = wanted.absolute()
+    data_dir = ClusterPaths.under(wanted).data_dir
+    if (
+        os.geteuid() != 0
+        or untraversable_ancestor(data_dir, user) is None
+        or is_initialised(data_dir)
+    ):
+        return wanted
+    digest = hashlib.sha256(os.fsencode(os.path.realpath(wanted))).hexdigest()[:16]
+    return state_dir / "clusters" / digest
+
+
+def place_cluster(wanted: Path, state_dir: Path = SYSTEM_STATE_DIR) -> ClusterPaths:
+    """The directories of the cluster asked for at `wanted` (see `cluster_root`); a root moved
+    under `state_dir` is created owned by PostgreSQL's user, mode 0700, below 0755 parents.
+
+    Call before `lock_cluster`: the lock lives in the chosen root. Raise
+    `DirectoryNotTraversableError` saying what was tried when the moved root cannot be made.
+    """
+    wanted_paths = ClusterPaths.under(wanted)
+    user = resolve_service_user(wanted_paths.data_dir)
+    root = cluster_root(wanted, user, state_dir)
+    if root == wanted_paths.data_dir.parent:
+        return wanted_paths
+    paths = ClusterPaths.under(root)
+    # A moved cluster made earlier runs as whoever owns it (see `resolve_service_user`).
+    owner = resolve_service_user(paths.data_dir)
+    try:
+        _make_shared_dir(root.parent)
+        _make_owned_dir(root, owner)
+    except OSError as exc:
+        blocker = untraversable_ancestor(wanted_paths.data_dir, user)
+        assert blocker is not None  # else cluster_root would have kept `wanted`
+        raise DirectoryNotTraversableError(
+            f"{_unreachable(wanted_paths.data_dir, user, blocker)}, and moving the cluster to "
+            f"{root} failed: {exc}. Set LMS_DATA_DIR to a directory {user.name} can reach, or "
+            f"allow it through (chmod o+x {blocker})."
+        ) from exc
+    return paths
+
+
+def runnable_bin_dir(bin_dir: Path, user: ServiceUser, state_dir: Path = SYSTEM_STATE_DIR) -> Path:
+    """`bin_dir` when `user` can reach it; else, as root, the same directory in a copy of its
+    installation under `state_dir/postgresql` (see `_installation_copy`).
+
+    Raise `DirectoryNotTraversableError` saying what was tried when neither works.
+    """
+    blocker = untraversable_ancestor(bin_dir / "postgres", user)
+    if blocker is None:
+        return bin_dir
+    reason = _unreachable(bin_dir / "postgres", user, blocker)
+    if os.geteuid() != 0:
+        raise DirectoryNotTraversableError(
+            f"{reason}. Set LMS_PG_BIN to binaries {user.name} can reach, or allow it through "
+            f"(chmod o+x {blocker})."
+        )
+    try:
+        return _installation_copy(bin_dir, state_dir)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise DirectoryNotTraversableError(
+            f"{reason}, and copying its installation under {state_dir / 'postgresql'} failed: "
+            f"{exc}. Set LMS_PG_BIN to binaries {user.name} can reach, or allow it through "
+            f"(chmod o+x {blocker})."
+        ) from exc
+
+
+# Of an installation, beside its bin directory, what the server and initdb read: they find these
+# relative to their own binary (the headers in include/ stay behind).
+_INSTALLATION_PARTS: Final = ("lib", "share")
+_LDD_LIBRARY: Final = re.compile(r"=> (/\S+) \(0x")
+
+
+def _installation_copy(bin_dir: Path, state_dir: Path) -> Path:
+    """`bin_dir` in a world-readable copy of its installation, made once and reused.
+
+    It is `state_dir/postgresql/<major>-<hash>`, the hash taken over the installation's real
+    path and its server binary's size and mtime, so an upgraded wheel gets a fresh copy (and a
+    cluster keeps the major version it was made with). Built in a sibling under a lock and
+    renamed into place: an interrupted copy is never used, and concurrent starts copy once.
+    """
+    bin_dir = bin_dir.resolve()
+    base, parts = _installation_parts(bin_dir)
+    binary = (bin_dir / "postgres").stat()
+    key = f"{bin_dir.parent}\0{binary.st_size}\0{binary.st_mtime_ns}"
+    digest = hashlib.sha256(os.fsencode(key)).hexdigest()[:12]
+    cache = state_dir / "postgresql"
+    target = cache / f"{postgres_major_version(bin_dir)}-{digest}"
+    _make_shared_dir(cache)
+    with target.with_name(target.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.is_dir():
+            partial = target.with_name(target.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            for part in parts:
+                shutil.copytree(part, partial / part.relative_to(base))
+            _open_to_all(partial)
+            partial.rename(target)
+    return target / bin_dir.relative_to(base)
+
+
+def _installation_parts(bin_dir: Path) -> tuple[Path, list[Path]]:
+    """What a copy of `bin_dir`'s installation holds: the directory it mirrors, and the
+    directories under it to copy.
+
+    Those are `bin_dir`, its `lib` and `share` siblings, and the directories outside them that
+    the programs and server modules load shared libraries from relative to themselves
+    (`$ORIGIN`): a repaired wheel (auditwheel) keeps its libraries in `<package>.libs` beside
+    the package, so the copy keeps that directory at the same place relative to `bin_dir`.
+    """
+    install = bin_dir.parent
+    parts = [bin_dir] + [install / p for p in _INSTALLATION_PARTS if (install / p).is_dir()]
+    objects = [p for p in bin_dir.iterdir() if p.is_file()]
+    objects += [p for p in (install / "lib").rglob("*.so") if p.is_file()]
+    # ldd exits non-zero when one of them is not a dynamic object (a script): read what it found.
+    listing = subprocess.run(
+        ["ldd", *map(str, objects)], capture_output=True, text=True, check=False
+    ).stdout
+    for found in sorted(set(_LDD_LIBRARY.findall(listing))):
+        # ldd spells a library found through $ORIGIN from the object's own directory.
+        library = Path(os.path.realpath(found))
+        if found.startswith(f"{install}/") and not any(
+            library.is_relative_to(part) for part in parts
+        ):
+            parts.append(library.parent)
+    return Path(os.path.commonpath(parts)), parts
+
+
+def _open_to_all(tree: Path) -> None:
+    """Directories 0755, files readable by all (and executable by all if by their owner)."""
+    tree.chmod(0o755)
+    for directory, subdirs, files in os.walk(tree):
+        for name in subdirs:
+            os.chmod(os.path.join(directory, name), 0o755)
+        for name in files:
+            path = os.path.join(directory, name)
+            mode = stat.S_IMODE(os.lstat(path).st_mode)
+            os.chmod(path, 0o755 if mode & stat.S_IXUSR else 0o644)
 
 
 @contextlib.contextmanager
@@ -362,21 +539,23 @@ def is_initialised(data_dir: Path) -> bool:
     return (data_dir / "PG_VERSION").is_file()
 
 
-def prepare_cluster(bin_dir: Path, paths: ClusterPaths, *, sync: bool) -> PostgresCluster:
+def prepare_cluster(
+    bin_dir: Path, paths: ClusterPaths, *, sync: bool, state_dir: Path = SYSTEM_STATE_DIR
+) -> PostgresCluster:
     """Make `paths` ready to start: create the directories with the right owner and mode, initdb
     the data dir if it is not yet initialised, and check the binaries can run it.
 
-    `sync=False` skips initdb's fsync (fine for throwaway clusters, not for real data). Call with
-    the cluster's lock held. Raise `DirectoryNotTraversableError` when the service user cannot
-    reach the directories or the binaries, `PostgresClusterError` when the data dir is unusable
-    or initdb fails.
+    The cluster's `bin_dir` is `bin_dir`, or a copy under `state_dir` when the service user
+    cannot reach it (see `runnable_bin_dir`). `sync=False` skips initdb's fsync (fine for
+    throwaway clusters, not for real data). Call with the cluster's lock held. Raise
+    `DirectoryNotTraversableError` when the service user cannot reach the directories or the
+    binaries, `PostgresClusterError` when the data dir is unusable or initdb fails.
     """
     user = resolve_service_user(paths.data_dir)
     for directory in (paths.data_dir, paths.socket_dir):
         directory.parent.mkdir(parents=True, exist_ok=True)
         _check_reachable(directory, user)
-    # A venv under a private home would hide the pgserver wheel's binaries from that user.
-    _check_reachable(bin_dir / "postgres", user)
+    bin_dir = runnable_bin_dir(bin_dir, user, state_dir)
     _check_socket_path(paths.socket_dir)
     _make_owned_dir(paths.socket_dir, user)
     cluster = PostgresCluster(bin_dir=bin_dir, paths=paths, user=user)

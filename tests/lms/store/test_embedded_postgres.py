@@ -32,11 +32,13 @@ from lms.store.postgres_cluster import (
     find_postgres_binaries,
     leftover_pids,
     resolve_service_user,
+    runnable_bin_dir,
 )
 from tests.services import FAST_SETTINGS, clone_cluster, scratch_dir
 
 S = PostgresState
 DEADLINE = 20
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root switches to another user")
 
 
 @pytest.fixture
@@ -68,7 +70,8 @@ def fast_config(root: Path, **overrides: Any) -> EmbeddedPostgresConfig:
 def processes_of(root: Path) -> list[int]:
     paths = ClusterPaths.under(root)
     user = resolve_service_user(paths.data_dir)
-    return leftover_pids(PostgresCluster(find_postgres_binaries(os.environ), paths, user))
+    bin_dir = runnable_bin_dir(find_postgres_binaries(os.environ), user)
+    return leftover_pids(PostgresCluster(bin_dir, paths, user))
 
 
 def alive(pid: int) -> bool:
@@ -120,6 +123,7 @@ async def test_initialises_and_starts_a_cluster_that_answers_queries(root: Path)
             stats = postgres.statistics()
             assert stats.state is S.READY
             assert stats.healthy
+            assert stats.data_dir == root / "data"
             assert dsn == f"postgresql://postgres@127.0.0.1:{stats.port}/lms"
             assert await fetchval(dsn, "SELECT current_database()") == "lms"
             nursery.cancel_scope.cancel()
@@ -170,6 +174,34 @@ async def test_a_cluster_it_initialised_keeps_its_data_across_runs(root: Path) -
             dsn = await nursery.start(EmbeddedPostgres(fast_config(root)).run)
             assert await fetchval(dsn, "SELECT note FROM kept") == "still here"
             nursery.cancel_scope.cancel()
+
+
+@as_root
+async def test_a_root_postgres_cannot_reach_moves_and_keeps_its_data_across_runs(
+    tmp_path: Path,
+) -> None:
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    wanted = private / "checkout" / ".lms" / "postgres"
+    with scratch_dir("lms-test-state-") as state_dir, trio.fail_after(DEADLINE):
+        first = EmbeddedPostgres(fast_config(wanted, state_dir=state_dir))
+        async with trio.open_nursery() as nursery:
+            dsn = await nursery.start(first.run)
+            moved = first.statistics().data_dir.parent
+            assert moved.parent == state_dir / "clusters"
+            assert not (wanted / "data").exists()
+            assert first.statistics().pid in processes_of(moved)
+            await fetchval(dsn, "CREATE TABLE kept AS SELECT 'still here' AS note")
+            nursery.cancel_scope.cancel()
+        assert processes_of(moved) == []
+
+        second = EmbeddedPostgres(fast_config(wanted, state_dir=state_dir))
+        async with trio.open_nursery() as nursery:
+            dsn = await nursery.start(second.run)
+            assert second.statistics().data_dir == moved / "data"
+            assert await fetchval(dsn, "SELECT note FROM kept") == "still here"
+            nursery.cancel_scope.cancel()
+        assert processes_of(moved) == []
 
 
 async def test_gives_up_when_postgres_keeps_dying(cloned: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import stat
 import subprocess
@@ -22,6 +23,7 @@ from lms.store.postgres_cluster import (
     PostgresStartError,
     PostmasterStatus,
     clear_stale_pid_file,
+    cluster_root,
     ensure_database_call,
     find_postgres_binaries,
     is_initialised,
@@ -29,11 +31,13 @@ from lms.store.postgres_cluster import (
     leftover_pids,
     lock_cluster,
     pick_free_port,
+    place_cluster,
     postgres_command,
     prepare_cluster,
     read_postmaster_status,
     recover,
     resolve_service_user,
+    runnable_bin_dir,
     untraversable_ancestor,
 )
 from tests.services import (
@@ -59,6 +63,21 @@ def fake_bin(directory: Path) -> Path:
 def root() -> Iterator[Path]:
     with scratch_dir("lms-test-cluster-") as directory:
         yield directory
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """A system state dir of the test's own (the real one is /var/lib/lms)."""
+    with scratch_dir("lms-test-state-") as directory:
+        yield directory
+
+
+@pytest.fixture
+def private_dir(tmp_path: Path) -> Path:
+    """A directory PostgreSQL's user cannot reach when we are root: like a clone in root's home."""
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    return private
 
 
 @pytest.fixture
@@ -198,6 +217,123 @@ def test_prepare_initialises_once_with_owned_private_dirs(root: Path) -> None:
     marker.write_text("initdb must not run again")
     assert prepare_cluster(bin_dir, paths, sync=False) == cluster
     assert marker.exists()
+
+
+def test_directories_not_made_yet_do_not_block(root: Path) -> None:
+    user = resolve_service_user(root / "data")
+    assert untraversable_ancestor(root / "a" / "b" / "data", user) is None
+
+
+# --- where a cluster lives when PostgreSQL's user cannot reach it -------------------------------
+
+
+def test_a_reachable_root_stays_where_it_was_asked_for(root: Path, state_dir: Path) -> None:
+    wanted = root / ".lms" / "postgres"
+    assert cluster_root(wanted, resolve_service_user(wanted / "data"), state_dir) == wanted
+    assert place_cluster(wanted, state_dir) == ClusterPaths.under(wanted)
+    assert list(state_dir.iterdir()) == []
+
+
+@as_root
+def test_an_unreachable_root_gets_a_directory_of_its_own_found_again_next_time(
+    private_dir: Path, state_dir: Path
+) -> None:
+    wanted = private_dir / "checkout" / ".lms" / "postgres"
+    user = resolve_service_user(wanted / "data")
+    moved = cluster_root(wanted, user, state_dir)
+    assert moved.parent == state_dir / "clusters"
+    assert cluster_root(wanted, user, state_dir) == moved
+    other = private_dir / "other-checkout" / ".lms" / "postgres"
+    assert cluster_root(other, user, state_dir) != moved
+
+    paths = place_cluster(wanted, state_dir)
+    assert paths == ClusterPaths.under(moved)
+    st = moved.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (user.uid, 0o700)
+    assert stat.S_IMODE((state_dir / "clusters").stat().st_mode) == 0o755
+    assert untraversable_ancestor(paths.data_dir, user) is None
+    with lock_cluster(paths):
+        prepare_cluster(find_postgres_binaries(os.environ), paths, sync=False)
+    assert place_cluster(wanted, state_dir) == paths
+    assert is_initialised(paths.data_dir)
+
+
+@as_root
+def test_an_unreachable_root_that_holds_a_cluster_is_not_silently_replaced(
+    private_dir: Path, state_dir: Path
+) -> None:
+    wanted = private_dir / "postgres"
+    (wanted / "data").mkdir(parents=True)
+    (wanted / "data" / "PG_VERSION").write_text("16\n")
+    assert cluster_root(wanted, resolve_service_user(wanted / "data"), state_dir) == wanted
+    with pytest.raises(DirectoryNotTraversableError, match="chmod o\\+x"):
+        prepare_cluster(
+            find_postgres_binaries(os.environ), place_cluster(wanted, state_dir), sync=False
+        )
+
+
+@as_root
+def test_when_nowhere_works_the_error_says_what_was_tried(private_dir: Path, root: Path) -> None:
+    not_a_dir = root / "file"
+    not_a_dir.write_text("")
+    wanted = private_dir / "postgres"
+    with pytest.raises(
+        DirectoryNotTraversableError,
+        match=f"cannot reach {wanted}/data: .* not searchable .*moving the cluster to "
+        f"{not_a_dir}/clusters/.* failed",
+    ):
+        place_cluster(wanted, not_a_dir)
+
+
+def copy_of_the_wheel(destination: Path) -> Path:
+    """The pgserver wheel's installation copied to `destination`, as pip lays it out (the
+    programs find libpq in `site-packages/pgserver.libs`); return its bin dir."""
+    wheel_bin = find_postgres_binaries({"PATH": ""})
+    site_packages = wheel_bin.parents[2]
+    for part in ("pgserver/pginstall/bin", "pgserver/pginstall/lib", "pgserver/pginstall/share"):
+        shutil.copytree(site_packages / part, destination / part)
+    for libs in site_packages.glob("pgserver.libs"):
+        shutil.copytree(libs, destination / libs.name)
+    return destination / "pgserver" / "pginstall" / "bin"
+
+
+@as_root
+def test_binaries_postgres_cannot_reach_run_from_a_shared_copy_made_once(
+    private_dir: Path, root: Path, state_dir: Path, postgres_template: Path
+) -> None:
+    hidden_bin = copy_of_the_wheel(private_dir / "venv")
+    clone_cluster(postgres_template, root)
+    paths = ClusterPaths.under(root)
+    with lock_cluster(paths):
+        cluster = prepare_cluster(hidden_bin, paths, sync=False, state_dir=state_dir)
+        copy = cluster.bin_dir
+        assert copy.is_relative_to(state_dir / "postgresql")
+        assert untraversable_ancestor(copy / "postgres", cluster.user) is None
+        process = spawn_postmaster(cluster, pick_free_port())
+        try:
+            wait_until_ready(cluster, process, timeout=20)
+            assert process.pid in leftover_pids(cluster)
+        finally:
+            stop_postmaster(process, grace=5)
+        made = copy.stat().st_ino
+        assert runnable_bin_dir(hidden_bin, cluster.user, state_dir) == copy
+        assert copy.stat().st_ino == made
+
+
+@as_root
+def test_binaries_that_cannot_be_copied_are_reported_with_what_was_tried(
+    private_dir: Path, root: Path
+) -> None:
+    hidden_bin = fake_bin(private_dir / "bin")
+    (hidden_bin / "postgres").write_text('#!/bin/sh\necho "postgres (PostgreSQL) 16.2"\n')
+    not_a_dir = root / "file"
+    not_a_dir.write_text("")
+    user = resolve_service_user(root / "data")
+    with pytest.raises(
+        DirectoryNotTraversableError,
+        match=f"cannot reach {hidden_bin}/postgres.*copying its installation under {not_a_dir}",
+    ):
+        runnable_bin_dir(hidden_bin, user, not_a_dir)
 
 
 @as_root
