@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-
 from lms.accounts.passwords import hash_password
+from lms.store import demo
 from lms.store.database import Database
 
 DEMO_PASSWORD = "demo-password"
@@ -24,55 +23,5 @@ class DemoLogins:
 async def seed_demo(db: Database) -> DemoLogins:
     """Create the demo instructor, learner and course unless any course exists already."""
     password_hash = await hash_password(DEMO_PASSWORD)
-    await db.transaction(_seed, password_hash)
+    await db.transaction(demo.seed, password_hash, INSTRUCTOR_EMAIL, LEARNER_EMAIL)
     return DemoLogins(INSTRUCTOR_EMAIL, LEARNER_EMAIL, DEMO_PASSWORD)
-
-
-async def _seed(conn: asyncpg.Connection, password_hash: str) -> None:
-    # Two nodes starting together on one database must seed once.
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('lms_demo_seed'))")
-    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM courses)"):
-        return
-    instructor = await conn.fetchval(
-        """
-        INSERT INTO users (email, name, password_hash, role)
-        VALUES ($1, 'Demo Instructor', $3, 'instructor'), ($2, 'Demo Learner', $3, 'learner')
-        ON CONFLICT ((lower(email))) DO NOTHING
-        RETURNING id
-        """,
-        INSTRUCTOR_EMAIL,
-        LEARNER_EMAIL,
-        password_hash,
-    )
-    instructor = instructor or await conn.fetchval(
-        "SELECT id FROM users WHERE email = $1", INSTRUCTOR_EMAIL
-    )
-    course = await conn.fetchval(
-        """
-        INSERT INTO courses (owner_id, title, description) VALUES ($1, $2, $3) RETURNING id
-        """,
-        instructor,
-        "Welcome to the LMS",
-        "A demo course: one text lesson and one video slot waiting for an upload.",
-    )
-    module = await conn.fetchval(
-        "INSERT INTO modules (course_id, title, position) VALUES ($1, 'Getting started', 0) "
-        "RETURNING id",
-        course,
-    )
-    await conn.execute(
-        """
-        INSERT INTO contents (course_id, module_id, title, kind, position, body) VALUES
-            ($1, $2, 'How this course works', 'text', 0,
-             'Watch the lecture; your progress is saved as you go.'),
-            ($1, $2, 'First lecture', 'video', 1, NULL)
-        """,
-        course,
-        module,
-    )
-    await conn.execute(
-        "INSERT INTO enrollments (course_id, user_id) "
-        "SELECT $1, id FROM users WHERE email = $2 ON CONFLICT DO NOTHING",
-        course,
-        LEARNER_EMAIL,
-    )

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import asyncpg
 import msgspec
 
-from lms.domain.access import (
-    Principal,
-    may_create_courses,
-    may_manage_course,
-    may_read_contents,
-)
+from lms.domain.access import Principal, may_create_courses
 from lms.errors import Forbidden, Invalid, NotFound
 from lms.store import courses
 from lms.store.courses import CoursePart
@@ -56,11 +50,13 @@ class Catalog:
 
     async def edit_course(self, who: Principal, course_id: int, patch: CoursePatch) -> Course:
         return await self._db.transaction(
-            _managed, who, course_id, courses.update_course, course_id, changes(patch)
+            courses.managed, who, course_id, courses.update_course, course_id, changes(patch)
         )
 
     async def delete_course(self, who: Principal, course_id: int) -> None:
-        await self._db.transaction(_managed, who, course_id, courses.delete_course, course_id)
+        await self._db.transaction(
+            courses.managed, who, course_id, courses.delete_course, course_id
+        )
 
     # --- modules and contents -----------------------------------------------------------------
 
@@ -88,7 +84,7 @@ class Catalog:
 
     async def content(self, who: Principal, course_id: int, content_id: int) -> Content:
         return await self._db.transaction(
-            _readable, who, course_id, courses.contents.get, course_id, content_id
+            courses.readable, who, course_id, courses.contents.get, course_id, content_id
         )
 
     async def edit_content(
@@ -115,11 +111,11 @@ class Catalog:
         self, who: Principal, course_id: int, part: CoursePart[T], values: dict[str, Any]
     ) -> T:
         return await self._db.transaction(
-            _managed, who, course_id, _insert_checked, part, course_id, values
+            courses.managed, who, course_id, courses.insert_checked, part, course_id, values
         )
 
     async def _list(self, who: Principal, course_id: int, part: CoursePart[T]) -> list[T]:
-        return await self._db.transaction(_readable, who, course_id, part.list, course_id)
+        return await self._db.transaction(courses.readable, who, course_id, part.list, course_id)
 
     async def _edit(
         self,
@@ -130,67 +126,17 @@ class Catalog:
         values: dict[str, Any],
     ) -> T:
         return await self._db.transaction(
-            _managed, who, course_id, _update_checked, part, course_id, part_id, values
+            courses.managed,
+            who,
+            course_id,
+            courses.update_checked,
+            part,
+            course_id,
+            part_id,
+            values,
         )
 
     async def _delete(
         self, who: Principal, course_id: int, part: CoursePart[T], part_id: int
     ) -> None:
-        await self._db.transaction(_managed, who, course_id, part.delete, course_id, part_id)
-
-
-# The functions below run inside one transaction on the asyncio side of the bridge: the check and
-# the change see the same snapshot, and the whole operation crosses the bridge once.
-
-
-async def _course_or_404(conn: asyncpg.Connection, course_id: int) -> Course:
-    course = await courses.course_by_id(conn, course_id)
-    if course is None:
-        raise NotFound(f"no course with id {course_id}")
-    return course
-
-
-async def _managed(conn: asyncpg.Connection, who: Principal, course_id: int, fn, *args):  # type: ignore[no-untyped-def]
-    """Run `fn(conn, *args)` if `who` may manage the course; raise NotFound for a missing result."""
-    course = await _course_or_404(conn, course_id)
-    if not may_manage_course(who, course.owner_id):
-        raise Forbidden("only the course's instructor or an admin may change it")
-    result = await fn(conn, *args)
-    if result is None or result is False:
-        raise NotFound("no such item in this course")
-    return result
-
-
-async def _readable(conn: asyncpg.Connection, who: Principal, course_id: int, fn, *args):  # type: ignore[no-untyped-def]
-    course = await _course_or_404(conn, course_id)
-    enrolled = await courses.is_enrolled(conn, course_id, who.user_id)
-    if not may_read_contents(who, course.owner_id, enrolled):
-        raise Forbidden("enrol in this course to see its contents")
-    result = await fn(conn, *args)
-    if result is None:
-        raise NotFound("no such item in this course")
-    return result
-
-
-async def _check_module(conn: asyncpg.Connection, course_id: int, values: dict[str, Any]) -> None:
-    module_id = values.get("module_id")
-    if module_id is not None and await courses.modules.get(conn, course_id, module_id) is None:
-        raise Invalid(f"module {module_id} is not part of course {course_id}")
-
-
-async def _insert_checked(
-    conn: asyncpg.Connection, part: CoursePart[T], course_id: int, values: dict[str, Any]
-) -> T:
-    await _check_module(conn, course_id, values)
-    return await part.insert(conn, course_id, values)
-
-
-async def _update_checked(
-    conn: asyncpg.Connection,
-    part: CoursePart[T],
-    course_id: int,
-    part_id: int,
-    values: dict[str, Any],
-) -> T | None:
-    await _check_module(conn, course_id, values)
-    return await part.update(conn, course_id, part_id, values)
+        await self._db.transaction(courses.managed, who, course_id, part.delete, course_id, part_id)

@@ -1,4 +1,9 @@
-"""Courses, their modules and contents, and enrolments (asyncpg; run through `Database`)."""
+"""Courses, their modules and contents, and enrolments (asyncpg; run through `Database`).
+
+`managed` and `readable` wrap an operation on a course's rows with the check of who may do it,
+in the same transaction: the check and the change see one snapshot, and the whole operation
+crosses the bridge once.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 import msgspec
 
+from lms.domain.access import Principal, may_manage_course, may_read_contents
+from lms.errors import Forbidden, Invalid, NotFound
 from lms.store.rows import insert_row, to_struct, update_row
 from proto.api import Content, Course, Enrollment, Module
 
@@ -120,3 +127,63 @@ async def is_enrolled(conn: asyncpg.Connection, course_id: int, user_id: int) ->
         course_id,
         user_id,
     )
+
+
+# --- operations checked against who asks ---------------------------------------------------------
+
+
+async def _course_or_404(conn: asyncpg.Connection, course_id: int) -> Course:
+    course = await course_by_id(conn, course_id)
+    if course is None:
+        raise NotFound(f"no course with id {course_id}")
+    return course
+
+
+async def managed(conn: asyncpg.Connection, who: Principal, course_id: int, fn, *args):  # type: ignore[no-untyped-def]
+    """Run `fn(conn, *args)` if `who` may manage the course; raise NotFound for a missing result."""
+    course = await _course_or_404(conn, course_id)
+    if not may_manage_course(who, course.owner_id):
+        raise Forbidden("only the course's instructor or an admin may change it")
+    result = await fn(conn, *args)
+    if result is None or result is False:
+        raise NotFound("no such item in this course")
+    return result
+
+
+async def readable(conn: asyncpg.Connection, who: Principal, course_id: int, fn, *args):  # type: ignore[no-untyped-def]
+    """Run `fn(conn, *args)` if `who` may read the course's contents; raise NotFound for a
+    missing result."""
+    course = await _course_or_404(conn, course_id)
+    enrolled = await is_enrolled(conn, course_id, who.user_id)
+    if not may_read_contents(who, course.owner_id, enrolled):
+        raise Forbidden("enrol in this course to see its contents")
+    result = await fn(conn, *args)
+    if result is None:
+        raise NotFound("no such item in this course")
+    return result
+
+
+async def _check_module(conn: asyncpg.Connection, course_id: int, values: dict[str, Any]) -> None:
+    module_id = values.get("module_id")
+    if module_id is not None and await modules.get(conn, course_id, module_id) is None:
+        raise Invalid(f"module {module_id} is not part of course {course_id}")
+
+
+async def insert_checked(
+    conn: asyncpg.Connection, part: CoursePart[T], course_id: int, values: dict[str, Any]
+) -> T:
+    """`part.insert`, once the module the values name (if any) is known to be the course's."""
+    await _check_module(conn, course_id, values)
+    return await part.insert(conn, course_id, values)
+
+
+async def update_checked(
+    conn: asyncpg.Connection,
+    part: CoursePart[T],
+    course_id: int,
+    part_id: int,
+    values: dict[str, Any],
+) -> T | None:
+    """`part.update`, once the module the values name (if any) is known to be the course's."""
+    await _check_module(conn, course_id, values)
+    return await part.update(conn, course_id, part_id, values)
