@@ -2,7 +2,7 @@
 claims from, and in `/api/v1/jobs` and the video manifest.
 
 Two vocabularies: `JobState` is where a job is in the queue (the table's `state`, moved only as
-`lms/jobs/states.py` allows); `JobStatus` is what people see (events, manifest, jobs view), which
+`lms/domain/jobs.py` allows); `JobStatus` is what people see (events, manifest, jobs view), which
 splits a running job by its stage.
 """
 
