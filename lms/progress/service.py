@@ -41,7 +41,7 @@ _STATUS: dict[Refusal, type[LmsError]] = {
 
 
 def group_committed(writes: ProgressWrites, timeout: float = RECORD_TIMEOUT) -> Recorder:
-    """Record through the node's `ProgressWriter` (the normal way)."""
+    """Record through the node's `ProgressWriter`, which group-commits."""
     return partial(writes.record, timeout=timeout)
 
 
