@@ -176,7 +176,7 @@ async def serve(
                     )
                     serving = True
                     settle_after_startup()
-                    _announce(binds[0], settings, demo)
+                    _announce(binds[0], settings, store, demo)
                     task_status.started(binds[0])
             log.info("node_stopped", node_id=settings.node_id)
             nursery.cancel_scope.cancel()
@@ -299,12 +299,16 @@ def _hypercorn_config(settings: Settings) -> hypercorn.config.Config:
     return config
 
 
-def _announce(url: str, settings: Settings, demo: DemoLogins | None) -> None:
+def _announce(url: str, settings: Settings, store: Store, demo: DemoLogins | None) -> None:
     lines = [
         f"LMS node {settings.node_id} listening on {url}",
         f"  health:   {url}/health",
         f"  API docs: {url}/docs",
     ]
+    if store.embedded is not None:
+        # Not always under LMS_DATA_DIR: see lms/store/postgres_cluster.py `place_cluster`.
+        data_dir = store.embedded.statistics().data_dir
+        lines.append(f"  database: embedded PostgreSQL in {data_dir}")
     if demo is not None:
         lines.append(f"  demo logins: {demo.instructor} / {demo.learner}, password {demo.password}")
     print("\n".join(lines), flush=True)
