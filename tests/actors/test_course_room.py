@@ -1,5 +1,7 @@
-"""CourseRoom on an in-memory Bus: snapshots, numbered and coalesced events, recovery, slow
-clients, and the replica of another node's presence."""
+"""CourseRoom on an in-memory Bus, in trio: snapshots, numbered and coalesced events sent once a
+tick, recovery, slow clients, and the replica of another node's presence, end to end through
+the mailbox, the clock and the connections. The rules alone, without trio, are in
+test_course_room_state.py."""
 
 from __future__ import annotations
 
