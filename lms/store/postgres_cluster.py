@@ -91,7 +91,8 @@ class PostgresNotFoundError(PostgresClusterError):
 
 
 class DirectoryNotTraversableError(PostgresClusterError):
-    """The user PostgreSQL runs as cannot reach the data or socket directory."""
+    """The user PostgreSQL runs as cannot reach the cluster's directories or binaries, and they
+    could not be moved where it can (see `place_cluster`, `runnable_bin_dir`)."""
 
 
 class ClusterLockedError(PostgresClusterError):
