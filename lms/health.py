@@ -1,4 +1,9 @@
-"""The node's view of its own health: one check per component, run on demand with a deadline."""
+"""The node's view of its own health.
+
+Liveness says the process answers at all: it is read from memory, with no I/O, so a load
+balancer may ask every second. Readiness runs one check per component, on demand, each with a
+deadline, and says whether the node can do its job.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+import proto
 from proto.api import ComponentHealth, Health
 
 Check = Callable[[], Awaitable[ComponentHealth]]
@@ -13,12 +19,15 @@ CHECK_TIMEOUT = 2.0
 
 
 class NodeHealth:
-    """Components register a check; `check()` runs them all concurrently, each under a deadline,
-    so one hung dependency makes its component unhealthy rather than the health endpoint hang."""
+    """`alive` is the liveness answer, already encoded. Components register a check; `check()`
+    runs them all concurrently, each under a deadline, so one hung dependency makes its
+    component unhealthy rather than the readiness endpoint hang."""
 
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
         self._checks: dict[str, Check] = {}
+        # Encoded once: liveness names the node and checks nothing.
+        self.alive = proto.encode(Health("ok", node_id, []))
 
     def register(self, name: str, check: Check) -> None:
         self._checks[name] = check

@@ -41,7 +41,7 @@ async def test_two_nodes_share_accounts_and_courses(
 
     async with httpx.AsyncClient(base_url=a.url) as on_a, httpx.AsyncClient(base_url=b.url) as on_b:
         for client, name in ((on_a, "a"), (on_b, "b")):
-            health = (await client.get("/health")).json()
+            health = (await client.get("/api/v1/monitoring/health")).json()
             assert health["node_id"] == name
             assert {c["name"] for c in health["components"] if c["ok"]} == {
                 "database",
