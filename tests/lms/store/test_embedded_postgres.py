@@ -25,6 +25,7 @@ from lms.store.embedded_postgres import (
     PostgresState,
 )
 from lms.store.postgres_cluster import (
+    SYSTEM_STATE_DIR,
     ClusterLockedError,
     ClusterPaths,
     PostgresCluster,
@@ -67,10 +68,10 @@ def fast_config(root: Path, **overrides: Any) -> EmbeddedPostgresConfig:
     return EmbeddedPostgresConfig(**options | overrides)
 
 
-def processes_of(root: Path) -> list[int]:
+def processes_of(root: Path, state_dir: Path = SYSTEM_STATE_DIR) -> list[int]:
     paths = ClusterPaths.under(root)
     user = resolve_service_user(paths.data_dir)
-    bin_dir = runnable_bin_dir(find_postgres_binaries(os.environ), user)
+    bin_dir = runnable_bin_dir(find_postgres_binaries(os.environ), user, state_dir)
     return leftover_pids(PostgresCluster(bin_dir, paths, user))
 
 
@@ -190,10 +191,10 @@ async def test_a_root_postgres_cannot_reach_moves_and_keeps_its_data_across_runs
             moved = first.statistics().data_dir.parent
             assert moved.parent == state_dir / "clusters"
             assert not (wanted / "data").exists()
-            assert first.statistics().pid in processes_of(moved)
+            assert first.statistics().pid in processes_of(moved, state_dir)
             await fetchval(dsn, "CREATE TABLE kept AS SELECT 'still here' AS note")
             nursery.cancel_scope.cancel()
-        assert processes_of(moved) == []
+        assert processes_of(moved, state_dir) == []
 
         second = EmbeddedPostgres(fast_config(wanted, state_dir=state_dir))
         async with trio.open_nursery() as nursery:
@@ -201,7 +202,7 @@ async def test_a_root_postgres_cannot_reach_moves_and_keeps_its_data_across_runs
             assert second.statistics().data_dir == moved / "data"
             assert await fetchval(dsn, "SELECT note FROM kept") == "still here"
             nursery.cancel_scope.cancel()
-        assert processes_of(moved) == []
+        assert processes_of(moved, state_dir) == []
 
 
 async def test_gives_up_when_postgres_keeps_dying(cloned: Path) -> None:
