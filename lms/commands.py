@@ -10,6 +10,7 @@ from typing import TextIO
 
 import msgspec
 
+from actors.runtime import SupervisorGaveUp
 from lms import node
 from lms.accounts.passwords import hash_password
 from lms.config import Settings
@@ -25,9 +26,9 @@ class CommandFailed(Exception):
     """The command could not do its job; the message says why, for a person."""
 
 
-# Failures a person can act on (start the database, fix the URL, upgrade the server): they get
-# one clear line instead of a traceback.
-_EXPLAINED = (StoreUnavailable, MigrationError, PostgresClusterError)
+# Failures a person can act on (start the database, fix the URL, upgrade the server, read the
+# log of the actor given up on): they get one clear line instead of a traceback.
+_EXPLAINED = (StoreUnavailable, MigrationError, PostgresClusterError, SupervisorGaveUp)
 
 
 def _explained(error: BaseException) -> BaseException | None:

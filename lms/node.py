@@ -3,13 +3,15 @@
 Things start in dependency order and stop in reverse: the asyncio bridge, then PostgreSQL (our
 own embedded child when no URL is configured), migrations, Redis, the actors, and last the HTTP
 server. A shutdown signal makes Hypercorn stop accepting and drain in-flight requests (within the
-grace period); then the actors are cancelled and the pools closed.
+grace period); then the actors are cancelled and the pools closed. A core actor that the
+supervisor gives up on drains the node the same way (the other actors keep serving the requests
+in flight), and `serve` then raises, so the process exits non-zero.
 """
 
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +24,7 @@ import trio
 from actors.bus import Bus
 from actors.live_router import LiveRouter
 from actors.progress_writer import ProgressWrites, start_progress_writer
-from actors.runtime import Address, ChildState, Supervisor
+from actors.runtime import Address, Supervisor, SupervisorGaveUp
 from lms.accounts.service import Accounts
 from lms.accounts.tokens import TokenIssuer
 from lms.catalog.service import Catalog
@@ -100,11 +102,11 @@ def build_health(settings: Settings, store: Store, actors: Actors) -> NodeHealth
 
     async def supervised() -> ComponentHealth:
         stats = actors.supervisor.statistics()
-        failed = [c.name for c in stats.children if c.state is ChildState.GAVE_UP]
         detail = f"{len(stats.children)} actors, {stats.restarts} restarts"
-        if failed:
-            detail += f"; gave up on {', '.join(failed)}"
-        return ComponentHealth("actors", not failed, "degraded" if failed else "ok", detail)
+        if not actors.given_up:
+            return ComponentHealth("actors", True, "ok", detail)
+        names = ", ".join(error.name for error in actors.given_up)
+        return ComponentHealth("actors", False, "gave_up", f"{detail}; gave up on {names}")
 
     async def database() -> ComponentHealth:
         await store.db.ping()
@@ -138,7 +140,12 @@ async def serve(
     """Run a node until SIGINT or SIGTERM; `task_status.started(url)` once it takes requests.
 
     The first signal during start-up stops the start; once serving, it starts a graceful
-    shutdown; a second signal stops at once.
+    shutdown; a second signal stops at once. A core actor given up on starts the same graceful
+    shutdown.
+
+    Raises:
+      SupervisorGaveUp: once the node has stopped, if it stopped because a core actor was given
+          up on (the first one).
     """
     settings = settings.with_secret()
     # A process started in the background by make or CI inherits SIGINT as ignored; our own
@@ -148,6 +155,7 @@ async def serve(
         async with trio.open_nursery() as nursery:
             drain = trio.Event()
             serving = False
+            given_up: Sequence[SupervisorGaveUp] = ()
 
             async def on_signals() -> None:
                 async for signum in signals:
@@ -160,8 +168,9 @@ async def serve(
             async with (
                 bridge.open_bridge(),
                 open_store(settings) as store,
-                open_actors(settings, store) as actors,
+                open_actors(settings, store, drain) as actors,
             ):
+                given_up = actors.given_up
                 services = _services(settings, store, actors)
                 app = create_app(services, max_body_bytes=settings.max_body_bytes)
                 demo = await seed_demo(store.db) if settings.seed_demo else None
@@ -180,6 +189,8 @@ async def serve(
                     task_status.started(binds[0])
             log.info("node_stopped", node_id=settings.node_id)
             nursery.cancel_scope.cancel()
+    if given_up:
+        raise given_up[0]
 
 
 async def work(
@@ -217,6 +228,8 @@ class Actors:
     """Addresses of the node's long-lived actors (never the actors themselves)."""
 
     supervisor: Supervisor
+    # The core actors the supervisor gave up on, in order: readiness names them.
+    given_up: Sequence[SupervisorGaveUp]
     # Where producers (progress writer, transcoder pool) publish events for the live layer.
     publish: EventSink
     # Group commit of progress updates (lms/progress/service.py records through it).
@@ -228,11 +241,23 @@ class Actors:
 
 
 @asynccontextmanager
-async def open_actors(settings: Settings, store: Store) -> AsyncIterator[Actors]:
+async def open_actors(settings: Settings, store: Store, drain: trio.Event) -> AsyncIterator[Actors]:
     """Start the node's actors under one supervisor. Leaving the block cancels them: the HTTP
-    server has drained by then, so no edge is still waiting on a mailbox."""
+    server has drained by then, so no edge is still waiting on a mailbox.
+
+    A core actor given up on is not restarted again: it is logged, added to `given_up`, and
+    `drain` is set, as a shutdown signal does; the other actors keep running for the requests
+    still in flight until the block is left.
+    """
+    given_up: list[SupervisorGaveUp] = []
+
+    def drain_node(error: SupervisorGaveUp) -> None:
+        given_up.append(error)
+        log.error("shutdown_requested", reason="actor_gave_up", actor=error.name, error=str(error))
+        drain.set()
+
     async with trio.open_nursery() as nursery:
-        supervisor = Supervisor("node")
+        supervisor = Supervisor("node", on_give_up=drain_node)
         await nursery.start(supervisor.run)
         live = await _start_live(settings, store, supervisor, nursery)
         progress = await start_progress_writer(
@@ -244,7 +269,12 @@ async def open_actors(settings: Settings, store: Store) -> AsyncIterator[Actors]
             supervisor, settings, store.db, live.publish, WorkerKind.NODE
         )
         yield Actors(
-            supervisor, publish=live.publish, progress=progress, live=live, transcoder=transcoder
+            supervisor,
+            given_up,
+            publish=live.publish,
+            progress=progress,
+            live=live,
+            transcoder=transcoder,
         )
         nursery.cancel_scope.cancel()
 

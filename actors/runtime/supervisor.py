@@ -11,7 +11,7 @@ Each child is one task in the supervisor's nursery running `Supervisor._supervis
   backoff and starts the next incarnation on the *same* inbox, so queued messages survive.
   One crash too many in the window gives up: by default `SupervisorGaveUp` is raised out of
   `Supervisor.run` (the whole supervisor stops; the node's nursery sees it), or the child's
-  ``on_give_up`` callback is called instead.
+  ``on_give_up`` callback (else the supervisor's own) is called instead.
 - It is cancelled: cancellation propagates untouched. It is never a crash and never logged as
   one.
 
@@ -208,7 +208,10 @@ class Supervisor:
     takes children. It runs until cancelled, which stops every child (cancellation is never
     counted or logged as a crash, and nothing is restarted), or until it gives up on a child
     that has no ``on_give_up``: it then cancels the other children and raises
-    `SupervisorGaveUp`. Child names are for logs and statistics; they need not be unique.
+    `SupervisorGaveUp`. A supervisor's own `on_give_up` handles every child started without
+    one: its owner then decides how to stop (the node drains its HTTP server first, with the
+    other children still running). Child names are for logs and statistics; they need not be
+    unique.
 
     For children with a mailbox the supervisor owns the inbox: it survives restarts, and is
     closed when the child finishes, is given up on, or is cancelled.
@@ -218,9 +221,16 @@ class Supervisor:
     ``actor_finished`` (info), ``mailbox_dropped`` (warning, queued messages lost on close).
     """
 
-    def __init__(self, name: str = "supervisor", *, policy: RestartPolicy = DEFAULT_POLICY) -> None:
+    def __init__(
+        self,
+        name: str = "supervisor",
+        *,
+        policy: RestartPolicy = DEFAULT_POLICY,
+        on_give_up: GiveUpHandler | None = None,
+    ) -> None:
         self.name = name
         self.policy = policy
+        self.on_give_up = on_give_up
         self._nursery: trio.Nursery | None = None
         self._ran = False
         self._children: dict[_Child, None] = {}  # a dict keeps start order
@@ -232,8 +242,8 @@ class Supervisor:
         """Supervise children until cancelled; call ``task_status.started()`` once ready.
 
         Raises:
-          SupervisorGaveUp: a child without ``on_give_up`` crashed too often; every other
-              child has been cancelled by then.
+          SupervisorGaveUp: a child crashed too often, and neither it nor the supervisor
+              has an ``on_give_up``; every other child has been cancelled by then.
           RuntimeError: the supervisor has already run (it runs once).
         """
         if self._ran:
@@ -360,7 +370,7 @@ class Supervisor:
             factory,
             inbox=inbox,
             policy=self.policy,
-            on_give_up=on_give_up,
+            on_give_up=on_give_up or self.on_give_up,
             on_exit=on_exit,
             context=log_context or {},
         )
