@@ -308,7 +308,7 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
         catalog=Catalog(store.db),
         issuer=issuer,
         health=build_health(settings, store, actors),
-        live=LiveService(store.db, issuer, actors.live),
+        live=LiveService(store.db, actors.live),
         jobs=jobs,
         uploads=Uploads.configured(settings, store.db, jobs),
         videos=Videos(store.db, settings.media_dir),

@@ -28,7 +28,9 @@ Title = Annotated[str, Meta(min_length=1, max_length=300)]
 Description = Annotated[str, Meta(max_length=20_000)]
 Position = Annotated[int, Meta(ge=0, le=1_000_000)]
 Threshold = Annotated[float, Meta(gt=0.0, le=1.0)]
-Id = Annotated[int, Meta(ge=1)]
+# Ids are bigint columns: a larger number names nothing (and would fail in the query).
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
 
 
 class Role(enum.StrEnum):

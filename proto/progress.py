@@ -17,10 +17,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from proto.api import ContentKind, Request, Response
+from proto.api import MAX_ID, ContentKind, Request, Response
 
-# A bigint column holds it; a larger id can name nothing, and would not even reach the database.
-MAX_ID = 2**63 - 1
 # Longer than any lecture; it keeps absurd numbers (and 1e400, which parses as infinity) out.
 MAX_SECONDS = 7 * 24 * 3600.0
 # One heartbeat reports what played since the last one: a few segments. A client sending more is

@@ -1,4 +1,5 @@
-"""Registration, login and token refresh: the rules, with storage and hashing passed in."""
+"""Registration, login, token refresh and logout, and who a token's bearer is now: the rules,
+with storage and hashing passed in."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import structlog
 
 from lms.accounts.passwords import hash_password, needs_rehash, verify_password
 from lms.accounts.tokens import TokenIssuer
-from lms.domain.access import Principal, may_edit_user
+from lms.domain.access import Principal, Standing, may_edit_user
 from lms.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from lms.store import users
 from lms.store.database import Database
@@ -44,13 +45,50 @@ class Accounts:
     async def refresh(self, refresh_token: str) -> TokenPair:
         claims = self._issuer.verify_refresh(refresh_token)
         successor = self._issuer.refresh(claims.user_id, claims.family)
-        user = await self._db.transaction(
+        rotated = await self._db.transaction(
             users.rotate_refresh, claims.jti, successor.jti, successor.family, successor.expires_at
         )
-        if user is None:
+        if rotated is None:
             log.warning("refresh_token_replayed", user_id=claims.user_id)
             raise Unauthenticated("this refresh token was already used or revoked; log in again")
-        return self._pair(user, successor.token)
+        user, generation = rotated
+        return self._pair(user, generation, successor.token)
+
+    async def log_out(self, who: Principal) -> None:
+        """End every session of the user: their refresh and access tokens, on every device."""
+        await self._db.transaction(users.log_out, who.user_id)
+        log.info("user_logged_out", user_id=who.user_id)
+
+    async def authenticate(self, token: str) -> Principal:
+        """The bearer of access token `token`, with the role their account has now.
+
+        Raises `Unauthenticated` for a missing, expired, forged or revoked token (logout, a
+        replayed refresh token, a role change) and for an account that no longer exists.
+        """
+        claims = self._issuer.verify_access(token)
+        standing = await self._standing_of(claims.user_id)
+        if standing.token_generation != claims.generation:
+            raise Unauthenticated(
+                "this access token was revoked (logout, or a change to the account); "
+                "refresh it or log in again"
+            )
+        return Principal(claims.user_id, standing.role)
+
+    async def current(self, who: Principal) -> Principal:
+        """`who` with the role their account has now: for a connection admitted earlier that
+        is about to do something the role decides."""
+        return Principal(who.user_id, (await self._standing_of(who.user_id)).role)
+
+    async def standing(self, user_id: int) -> Standing | None:
+        """The user's role and token generation now: one primary-key read, on every
+        authenticated request (the one place to put a cache in front of)."""
+        return await self._db.connection(users.standing, user_id)
+
+    async def _standing_of(self, user_id: int) -> Standing:
+        standing = await self.standing(user_id)
+        if standing is None:
+            raise Unauthenticated("this account no longer exists")
+        return standing
 
     async def me(self, who: Principal) -> User:
         user = await self._db.transaction(users.user_by_id, who.user_id)
@@ -71,14 +109,14 @@ class Accounts:
 
     async def _issue(self, user: User) -> TokenPair:
         issued = self._issuer.refresh(user.id)
-        await self._db.transaction(
+        generation = await self._db.transaction(
             users.store_refresh, issued.jti, issued.family, user.id, issued.expires_at
         )
-        return self._pair(user, issued.token)
+        return self._pair(user, generation, issued.token)
 
-    def _pair(self, user: User, refresh_token: str) -> TokenPair:
+    def _pair(self, user: User, generation: int, refresh_token: str) -> TokenPair:
         return TokenPair(
-            access_token=self._issuer.access(user.id, user.role),
+            access_token=self._issuer.access(user.id, user.role, generation),
             refresh_token=refresh_token,
             expires_in=self._issuer.access_ttl,
         )

@@ -3,6 +3,11 @@
 The algorithm is pinned (HS256, verified with `algorithms=["HS256"]`), so a token claiming
 `alg: none` or an asymmetric algorithm is rejected rather than trusted. Every token names its
 type, so a refresh token cannot be used as an access token or the other way round.
+
+An access token names its user and the generation of that user's tokens when it was issued
+(`gen`); it proves who the caller is, not what they may do: `Accounts.authenticate` reads the
+role the account has now and refuses a token whose generation has been revoked. The `role`
+claim is what the account had at issue, for clients to show; the server never trusts it.
 """
 
 from __future__ import annotations
@@ -10,15 +15,21 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
-from lms.domain.access import Principal
 from lms.errors import Unauthenticated
 from proto.api import Role
 
 ALGORITHM = "HS256"
 ISSUER = "lms"
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -42,9 +53,11 @@ class TokenIssuer:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
 
-    def access(self, user_id: int, role: Role) -> str:
+    def access(self, user_id: int, role: Role, generation: int = 0) -> str:
+        """An access token for the user, valid while their token generation is `generation`
+        (a new account's is 0)."""
         now = int(time.time())
-        claims = {"sub": str(user_id), "role": role.value, "typ": "access"}
+        claims = {"sub": str(user_id), "role": role.value, "gen": generation, "typ": "access"}
         return self._sign(claims, now, now + self.access_ttl)
 
     def refresh(self, user_id: int, family: uuid.UUID | None = None) -> IssuedRefresh:
@@ -55,11 +68,11 @@ class TokenIssuer:
         claims = {"sub": str(user_id), "typ": "refresh", "jti": str(jti), "fam": str(family)}
         return IssuedRefresh(self._sign(claims, now, expires), jti, family, expires)
 
-    def verify_access(self, token: str) -> Principal:
+    def verify_access(self, token: str) -> AccessClaims:
         claims = self._verify(token, "access")
         try:
-            return Principal(int(claims["sub"]), Role(claims["role"]))
-        except (KeyError, ValueError):
+            return AccessClaims(int(claims["sub"]), int(claims["gen"]))
+        except (KeyError, TypeError, ValueError):
             raise Unauthenticated("the access token is malformed") from None
 
     def verify_refresh(self, token: str) -> RefreshClaims:
@@ -71,11 +84,11 @@ class TokenIssuer:
         except (KeyError, ValueError):
             raise Unauthenticated("the refresh token is malformed") from None
 
-    def _sign(self, claims: dict[str, str], issued: int, expires: int) -> str:
+    def _sign(self, claims: dict[str, str | int], issued: int, expires: int) -> str:
         payload = {**claims, "iss": ISSUER, "iat": issued, "exp": expires}
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
 
-    def _verify(self, token: str, kind: str) -> dict[str, str]:
+    def _verify(self, token: str, kind: str) -> dict[str, Any]:
         try:
             claims = jwt.decode(
                 token,

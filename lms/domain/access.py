@@ -9,7 +9,8 @@ from proto.api import Role
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is making a request, as their access token says."""
+    """Who is making a request: the user their access token names, with the role their account
+    has now (not the one it had when the token was issued)."""
 
     user_id: int
     role: Role
@@ -17,6 +18,15 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What a user's row says about their access now: their role, and the generation their
+    access tokens must carry (raised to revoke every token issued before)."""
+
+    role: Role
+    token_generation: int
 
 
 def may_create_courses(who: Principal) -> bool:

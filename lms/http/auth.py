@@ -1,11 +1,12 @@
-"""`/api/v1/auth`: register, log in, refresh."""
+"""`/api/v1/auth`: register, log in, refresh, log out."""
 
 from __future__ import annotations
 
 from quart import Blueprint, Response
 from quart_schema import tag
 
-from lms.http.wire import json_body, respond, returns, services
+from lms.domain.access import Principal
+from lms.http.wire import authenticated, json_body, no_content, respond, returns, services
 from proto.api import ErrorBody, LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User
 
 blueprint = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
@@ -39,3 +40,13 @@ async def login(body: LoginRequest) -> Response:
 async def refresh(body: RefreshRequest) -> Response:
     """Exchange a refresh token (usable once) for a new pair."""
     return respond(await services().accounts.refresh(body.refresh_token))
+
+
+@blueprint.post("/logout")
+@tag(["auth"])
+@authenticated
+async def logout(who: Principal) -> Response:
+    """End every session of the caller: all their refresh tokens and access tokens, on every
+    device, stop working at once."""
+    await services().accounts.log_out(who)
+    return no_content()

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 import msgspec
 from quart import Response, current_app, request
 from quart_schema import document_request, document_response, security_scheme
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import IntegerConverter
 
 import proto
 from lms.accounts.service import Accounts
@@ -27,7 +29,7 @@ from lms.jobs.videos import Videos
 from lms.live.service import LiveService
 from lms.progress.service import ProgressService
 from lms.uploads.service import Uploads
-from proto.api import ErrorBody
+from proto.api import MAX_ID, ErrorBody
 
 T = TypeVar("T", bound=msgspec.Struct)
 Handler = Callable[..., Awaitable[Any]]
@@ -86,11 +88,33 @@ async def read_json(model: type[T]) -> T:
     if not data:
         raise BadJson("the request needs a JSON body")
     try:
-        return proto.decode(data, model)
+        body = proto.decode(data, model)
     except msgspec.ValidationError as exc:
         raise Invalid(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise BadJson(f"the request body is not valid JSON: {exc}") from None
+    # JSON carries a NUL only as this escape (a raw control character is malformed JSON), so
+    # nearly every body skips the walk.
+    if b"\\u0000" in data:
+        refuse_nul(body, "$")
+    return body
+
+
+def refuse_nul(value: object, where: str) -> None:
+    """Raise `Invalid` naming the first string in a decoded body that holds a NUL character.
+
+    PostgreSQL cannot store one in text, so any such string would fail deep in a query; one
+    check here covers every field of every body (names, e-mail addresses, titles, ...).
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise Invalid(f"text may not contain the NUL character (\\u0000) - at `{where}`")
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            refuse_nul(getattr(value, name), f"{where}.{name}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            refuse_nul(item, f"{where}[{index}]")
 
 
 def _is_json(mimetype: str) -> bool:
@@ -102,17 +126,29 @@ def authenticated(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def check_then_handle(*args: Any, **kwargs: Any) -> Any:
-        return await handler(*args, who=caller(), **kwargs)
+        return await handler(*args, who=await caller(), **kwargs)
 
     return security_scheme([{"bearer": []}])(document_response(ErrorBody, 401)(check_then_handle))
 
 
-def caller() -> Principal:
+async def caller() -> Principal:
+    """The request's bearer as their account stands now (see `Accounts.authenticate`)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an access token as 'Authorization: Bearer <token>'")
-    return services().issuer.verify_access(token.strip())
+    return await services().accounts.authenticate(token.strip())
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in routes: an id fits the bigint columns ids live in, so a longer number is
+    refused as naming nothing before it reaches (and fails in) a query."""
+
+    def to_python(self, value: str) -> int:
+        number = super().to_python(value)
+        if number > MAX_ID:
+            raise NotFound(f"no such resource: ids are at most {MAX_ID}")
+        return number
 
 
 def returns(model: type[Any], status: int = 200) -> Callable[[Handler], Handler]:

@@ -101,16 +101,17 @@ async def _serve(course_id: int | None) -> None:
 async def _admit(
     ws: Websocket, svc: Services, course_id: int | None
 ) -> tuple[Principal, Connection] | None:
-    """Read and check the `auth` frame; on failure, say why and close with 1008."""
+    """Read and check the `auth` frame; on failure, say why and close with 1008 (1003 for a
+    binary frame, 1013 when access cannot be checked now)."""
     try:
         with trio.fail_after(AUTH_DEADLINE):
             auth = _auth_frame(await ws.receive())
-        who = svc.live.authenticate(auth.token)
+        who = await svc.accounts.authenticate(auth.token)
         peer = await svc.live.peer(who, course_id, auth.device_id)
     except trio.TooSlowError:
         await _refuse(ws, "auth_timeout", f"send the auth frame within {AUTH_DEADLINE:g}s")
     except _Refused as refused:
-        await _refuse(ws, refused.code, refused.message)
+        await _refuse(ws, refused.code, refused.message, refused.close)
     except LmsError as error:
         await _refuse(ws, error.code, error.message)
     except StoreUnavailable as exc:
@@ -122,6 +123,9 @@ async def _admit(
 
 
 def _auth_frame(data: str | bytes) -> Auth:
+    if isinstance(data, bytes):
+        # As on an admitted socket: frames are JSON text, and a binary one is not a frame.
+        raise _Refused("binary_frame", "frames are JSON text", UNSUPPORTED_DATA)
     try:
         frame = decode_client(data)
     except msgspec.DecodeError as exc:
@@ -135,12 +139,13 @@ def _auth_frame(data: str | bytes) -> Auth:
 
 
 class _Refused(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, close: int = POLICY_VIOLATION) -> None:
         self.code = code
         self.message = message
+        self.close = close
 
 
-async def _refuse(ws: Websocket, code: str, message: str, close: int = 1008) -> None:
+async def _refuse(ws: Websocket, code: str, message: str, close: int = POLICY_VIOLATION) -> None:
     await ws.send(encode(Error(code, message)))
     await ws.close(close, code)
 
@@ -237,7 +242,9 @@ async def _handle(
             await svc.live.router.watch(conn, content_id)
         case Announce(text, request_id) if course_id is not None:
             try:
-                await svc.live.announce(who, course_id, text)
+                # The socket was admitted with the role of that moment: someone demoted
+                # since (an admin who is not the course's owner) may no longer announce.
+                await svc.live.announce(await svc.accounts.current(who), course_id, text)
             except LmsError as error:
                 return Error(error.code, error.message, request_id)
             return Ack(request_id)

@@ -1,5 +1,6 @@
-"""What the live edges need besides moving frames: who a token is, whether they may be in a
-course's room (and as what), and announcements with their audience."""
+"""What the live edges need besides moving frames: whether a caller may be in a course's room
+(and as what), and announcements with their audience. Who a token is, the edges ask
+`Accounts.authenticate`, as for any request."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import uuid
 
 from actors.connection import Peer
 from actors.live_router import LiveRouter
-from lms.accounts.tokens import TokenIssuer
 from lms.domain.access import Principal, may_manage_course, may_read_contents
 from lms.errors import Forbidden, NotFound, Unauthenticated
 from lms.store import rooms
@@ -17,20 +17,12 @@ from lms.store.database import Database
 from proto.frames import Announcement, Role
 from proto.live import Announced
 
-# Ids are bigint columns: a larger number names nothing (and would not reach the database).
-_MAX_ID = 2**63 - 1
-
 
 class LiveService:
-    def __init__(self, db: Database, issuer: TokenIssuer, router: LiveRouter) -> None:
+    def __init__(self, db: Database, router: LiveRouter) -> None:
         self._db = db
-        self._issuer = issuer
         self.router = router
         self._connections = itertools.count(1)
-
-    def authenticate(self, token: str) -> Principal:
-        """Raises `Unauthenticated` for a missing, expired or forged token."""
-        return self._issuer.verify_access(token)
 
     async def peer(self, who: Principal, course_id: int | None, device_id: str | None) -> Peer:
         """Who a new connection is: for a course's progress socket, checked against the course
@@ -69,9 +61,7 @@ class LiveService:
         return Announcement(course_id, announced.id, who.user_id, access.name, text, announced.at)
 
     async def _access(self, who: Principal, course_id: int) -> rooms.RoomAccess:
-        access = None
-        if course_id <= _MAX_ID:
-            access = await self._db.transaction(rooms.room_access, course_id, who.user_id)
+        access = await self._db.transaction(rooms.room_access, course_id, who.user_id)
         if access is None:
             raise NotFound(f"no course with id {course_id}")
         return access

@@ -1,4 +1,9 @@
-"""Users and refresh-token families (asyncpg; run through `Database.transaction`)."""
+"""Users and refresh-token families (asyncpg; run through `Database.transaction`).
+
+A user's `token_generation` is carried in each access token issued to them; raising it revokes
+every access token they hold (see migration 0005). Whatever revokes a user's sessions (logout,
+a replayed refresh token, a role or password change) raises it in the same statement.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from lms.domain.access import Standing
 from lms.store.rows import to_struct, update_row
 from proto.api import Role, User
 
@@ -34,6 +40,12 @@ async def user_by_id(conn: asyncpg.Connection, user_id: int) -> User | None:
     return None if row is None else to_struct(row, User)
 
 
+async def standing(conn: asyncpg.Connection, user_id: int) -> Standing | None:
+    """The user's role and token generation now (one primary-key read); None if they are gone."""
+    row = await conn.fetchrow("SELECT role, token_generation FROM users WHERE id = $1", user_id)
+    return None if row is None else Standing(Role(row["role"]), row["token_generation"])
+
+
 async def credentials(conn: asyncpg.Connection, email: str) -> tuple[User, str] | None:
     """The user with this e-mail address and their password hash."""
     row = await conn.fetchrow("SELECT * FROM users WHERE lower(email) = lower($1)", email)
@@ -49,17 +61,29 @@ async def set_password_hash(conn: asyncpg.Connection, user_id: int, password_has
 
 
 async def update_user(conn: asyncpg.Connection, user_id: int, values: dict) -> User | None:
+    """Apply `values`; a change of role also revokes the user's access tokens."""
+    if "role" in values:
+        await conn.execute(
+            """
+            UPDATE users SET token_generation = token_generation + 1
+            WHERE id = $1 AND role <> $2
+            """,
+            user_id,
+            values["role"],
+        )
     row = await update_row(conn, "users", {"id": user_id}, values)
     return None if row is None else to_struct(row, User)
 
 
 async def upsert_admin(conn: asyncpg.Connection, email: str, password_hash: str) -> User:
-    """Create the admin account, or promote and re-password an existing one."""
+    """Create the admin account, or promote and re-password an existing one (which ends the
+    sessions it had: whoever knew the old password is logged out)."""
     row = await conn.fetchrow(
         """
         INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, 'admin')
         ON CONFLICT ((lower(email))) DO UPDATE
-            SET role = 'admin', password_hash = EXCLUDED.password_hash, updated_at = now()
+            SET role = 'admin', password_hash = EXCLUDED.password_hash, updated_at = now(),
+                token_generation = users.token_generation + 1
         RETURNING *
         """,
         email,
@@ -75,9 +99,16 @@ async def store_refresh(
     family: uuid.UUID,
     user_id: int,
     expires_at: float,
-) -> None:
-    await conn.execute(
-        "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+) -> int:
+    """Record a new refresh token; the user's token generation, for the access token issued
+    with it."""
+    return await conn.fetchval(
+        """
+        WITH stored AS (
+            INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)
+        )
+        SELECT token_generation FROM users WHERE id = $3
+        """,
         jti,
         family,
         user_id,
@@ -91,12 +122,13 @@ async def rotate_refresh(
     jti: uuid.UUID,
     family: uuid.UUID,
     expires_at: float,
-) -> User | None:
+) -> tuple[User, int] | None:
     """Spend refresh token `spent_jti` and record its successor `jti` in the same family.
 
-    Returns the token's user, or None when the token was already used, revoked or expired.
-    A used token coming back is a replay, so its whole family is revoked too: whoever holds a
-    stolen token loses it as well. The caller must let this transaction commit before failing.
+    Returns the token's user and their token generation, or None when the token was already
+    used, revoked or expired. A used token coming back is a replay, so its whole family is
+    revoked too, and the user's access tokens with it: whoever holds a stolen token loses what
+    it bought as well. The caller must let this transaction commit before failing.
     """
     spent = await conn.fetchval(
         """
@@ -109,15 +141,34 @@ async def rotate_refresh(
     if spent is None:
         await _revoke_family_of(conn, spent_jti)
         return None
-    await store_refresh(conn, jti, family, spent, expires_at)
-    return await user_by_id(conn, spent)
+    generation = await store_refresh(conn, jti, family, spent, expires_at)
+    user = await user_by_id(conn, spent)
+    return None if user is None else (user, generation)
+
+
+async def log_out(conn: asyncpg.Connection, user_id: int) -> None:
+    """Revoke every refresh token and every access token the user holds, on every device."""
+    await conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id,
+    )
+    await _revoke_access(conn, user_id)
 
 
 async def _revoke_family_of(conn: asyncpg.Connection, jti: uuid.UUID) -> None:
-    await conn.execute(
+    user_id = await conn.fetchval(
         """
         UPDATE refresh_tokens SET revoked_at = now()
         WHERE family = (SELECT family FROM refresh_tokens WHERE jti = $1) AND revoked_at IS NULL
+        RETURNING user_id
         """,
         jti,
+    )
+    if user_id is not None:
+        await _revoke_access(conn, user_id)
+
+
+async def _revoke_access(conn: asyncpg.Connection, user_id: int) -> None:
+    await conn.execute(
+        "UPDATE users SET token_generation = token_generation + 1 WHERE id = $1", user_id
     )

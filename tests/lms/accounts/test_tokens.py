@@ -3,8 +3,7 @@ import time
 import jwt
 import pytest
 
-from lms.accounts.tokens import TokenIssuer
-from lms.domain.access import Principal
+from lms.accounts.tokens import AccessClaims, TokenIssuer
 from lms.errors import Unauthenticated
 from proto.api import Role
 
@@ -15,9 +14,17 @@ def issuer(access_ttl: int = 900) -> TokenIssuer:
     return TokenIssuer(SECRET, access_ttl=access_ttl, refresh_ttl=3600)
 
 
-def test_access_token_names_the_user_and_role() -> None:
-    token = issuer().access(7, Role.INSTRUCTOR)
-    assert issuer().verify_access(token) == Principal(7, Role.INSTRUCTOR)
+def test_access_token_names_the_user_and_the_generation_of_their_tokens() -> None:
+    token = issuer().access(7, Role.INSTRUCTOR, 3)
+    assert issuer().verify_access(token) == AccessClaims(7, 3)
+
+
+def test_an_access_token_without_a_generation_is_malformed() -> None:
+    now = int(time.time())
+    claims = {"sub": "1", "role": "admin", "typ": "access", "iss": "lms", "iat": now}
+    old = jwt.encode({**claims, "exp": now + 60}, SECRET, algorithm="HS256")
+    with pytest.raises(Unauthenticated, match="malformed"):
+        issuer().verify_access(old)
 
 
 def test_refresh_token_is_not_accepted_as_access_token() -> None:

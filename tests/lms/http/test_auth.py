@@ -82,6 +82,53 @@ async def test_refresh_rotates_and_a_replayed_refresh_token_revokes_its_family(
     assert (await log_in(api, "dave@example.org")).access_token
 
 
+async def test_a_replayed_refresh_token_also_revokes_the_access_tokens_of_its_user(
+    api: httpx.AsyncClient,
+) -> None:
+    login = await sign_up(api, "fay@example.org")
+    stolen = login.refresh_token
+    rotated = (await api.post("/api/v1/auth/refresh", json={"refresh_token": stolen})).json()
+    bought = {"Authorization": f"Bearer {rotated['access_token']}"}
+    assert (await api.get("/api/v1/users/me", headers=bought)).status_code == 200
+
+    assert (
+        await api.post("/api/v1/auth/refresh", json={"refresh_token": stolen})
+    ).status_code == 401
+    for headers in (bought, login.auth):
+        refused = await api.get("/api/v1/users/me", headers=headers)
+        assert refused.status_code == 401
+        assert "revoked" in refused.json()["error"]["message"]
+    fresh = await log_in(api, "fay@example.org")
+    assert (await api.get("/api/v1/users/me", headers=fresh.auth)).status_code == 200
+
+
+async def test_logout_ends_every_session_of_the_user_at_once(api: httpx.AsyncClient) -> None:
+    phone = await sign_up(api, "gus@example.org")
+    laptop = await log_in(api, "gus@example.org")
+    other = await sign_up(api, "hal@example.org")
+
+    response = await api.post("/api/v1/auth/logout", headers=phone.auth)
+    assert response.status_code == 204
+    for device in (phone, laptop):
+        me = await api.get("/api/v1/users/me", headers=device.auth)
+        assert me.status_code == 401
+        assert me.headers["WWW-Authenticate"] == "Bearer"
+        refresh = await api.post(
+            "/api/v1/auth/refresh", json={"refresh_token": device.refresh_token}
+        )
+        assert refresh.status_code == 401
+    # Another user's sessions are theirs.
+    assert (await api.get("/api/v1/users/me", headers=other.auth)).status_code == 200
+    again = await log_in(api, "gus@example.org")
+    assert (await api.get("/api/v1/users/me", headers=again.auth)).status_code == 200
+
+
+async def test_logout_needs_a_valid_access_token(api: httpx.AsyncClient) -> None:
+    response = await api.post("/api/v1/auth/logout")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
+
+
 async def test_an_access_token_cannot_be_used_to_refresh(api: httpx.AsyncClient) -> None:
     login = await sign_up(api, "erin@example.org")
     response = await api.post("/api/v1/auth/refresh", json={"refresh_token": login.access_token})

@@ -7,11 +7,11 @@ import json
 import httpx
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, open_websocket_url
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from tests.live_client import NOTIFICATIONS, live_socket, progress_path, ws_url
 from tests.live_setup import Course, make_course
-from tests.lms.http.conftest import Login, sign_up
+from tests.lms.http.conftest import Login, log_in, sign_up
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ async def course(
     return await make_course(api, database_url, instructor, learner)
 
 
-async def refused(node: str, path: str, first: str) -> tuple[dict, int]:
+async def refused(node: str, path: str, first: str | bytes) -> tuple[dict, int]:
     """Send `first` as the first frame; return the error frame and the close code."""
     async with open_websocket_url(ws_url(node, path)) as ws:
         await ws.send_message(first)
@@ -61,6 +61,53 @@ async def test_only_members_of_a_course_enter_its_room(
         assert sock.welcome["v"] == 1
     async with live_socket(node, progress_path(course.id), admin.access_token) as sock:
         assert sock.welcome["role"] == "instructor"
+
+
+async def test_a_binary_auth_frame_is_refused_with_1003(node: str, learner: Login) -> None:
+    auth = json.dumps({"type": "auth", "token": learner.access_token}).encode()
+    error, code = await refused(node, NOTIFICATIONS, auth)
+    assert (error["code"], code) == ("binary_frame", 1003)
+
+
+async def test_a_revoked_token_cannot_open_a_socket(
+    node: str, api: httpx.AsyncClient, learner: Login
+) -> None:
+    assert (await api.post("/api/v1/auth/logout", headers=learner.auth)).status_code == 204
+    auth = json.dumps({"type": "auth", "token": learner.access_token})
+    error, code = await refused(node, NOTIFICATIONS, auth)
+    assert (error["code"], code) == ("unauthenticated", 1008)
+    assert "revoked" in error["message"]
+
+
+@pytest.mark.parametrize("course_id", ["abc", "-1", str(2**63), "9" * 400])
+async def test_a_progress_socket_for_a_course_id_that_cannot_exist_is_a_404(
+    node: str, course_id: str
+) -> None:
+    with pytest.raises(ConnectionRejected) as rejected:
+        async with open_websocket_url(ws_url(node, f"/api/v1/ws/progress/{course_id}")):
+            pass
+    assert rejected.value.status_code == 404
+    assert json.loads(rejected.value.body)["error"]["code"] == "not_found"
+
+
+async def test_an_admin_demoted_while_connected_can_no_longer_announce(
+    node: str, api: httpx.AsyncClient, course: Course, admin: Login
+) -> None:
+    deputy = await sign_up(api, "deputy@test.lms")
+    promoted = await api.patch(
+        f"/api/v1/users/{deputy.user_id}", json={"role": "admin"}, headers=admin.auth
+    )
+    assert promoted.status_code == 200
+    deputy = await log_in(api, deputy.email)
+    async with live_socket(node, progress_path(course.id), deputy.access_token) as sock:
+        await sock.send({"type": "announcement", "text": "as admin", "id": 1})
+        assert (await sock.expect("ack", id=1))["type"] == "ack"
+        demoted = await api.patch(
+            f"/api/v1/users/{deputy.user_id}", json={"role": "learner"}, headers=admin.auth
+        )
+        assert demoted.status_code == 200
+        await sock.send({"type": "announcement", "text": "no longer", "id": 2})
+        assert (await sock.expect("error", id=2))["code"] == "forbidden"
 
 
 # --- bad frames ---------------------------------------------------------------------------------
