@@ -24,13 +24,18 @@ from lms.http import (
     ws,
 )
 from lms.http.errors import install_error_handlers
-from lms.http.wire import Services
+from lms.http.wire import IdConverter, Services
 
 
 def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
     app = QuartTrio("lms")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.extensions["lms"] = services
+    # Ids fit bigint (set before any route is added: rules take their converters then). And
+    # `//` in a path is a 404, not werkzeug's redirect, which builds an absolute URL from the
+    # client's own Host header (an open redirect).
+    app.url_map.converters["int"] = IdConverter
+    app.url_map.merge_slashes = False
     QuartSchema(
         app,
         info=Info(title="LMS streaming server", version="1"),

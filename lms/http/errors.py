@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 
 import structlog
-from quart import Quart, Response, request
+from quart import Quart, Response, has_request_context, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from actors.runtime import ActorError, AskTimeout
@@ -47,12 +47,21 @@ async def on_http_error(error: HTTPException) -> Response:
         await _discard_body()
     status = error.code or 500
     code = (error.name or "error").lower().replace(" ", "_")
-    message = {
-        404: "no such resource",
-        405: f"{request.method} is not allowed here",
-        413: "the request body is too large",
-    }.get(status, error.description or error.name or "request failed")
-    return error_response(status, code, message)
+    return error_response(status, code, _http_message(error, status))
+
+
+def _http_message(error: HTTPException, status: int) -> str:
+    """Ours when we raised it with a description naming the problem; else a short one of ours
+    in place of werkzeug's HTML-era sentence. Also answers a WebSocket upgrade, which has no
+    request method."""
+    if error.description and error.description != type(error).description:
+        return error.description
+    if status == 405:
+        method = request.method if has_request_context() else "a WebSocket"
+        return f"{method} is not allowed here"
+    return {404: "no such resource", 413: "the request body is too large"}.get(
+        status, error.description or error.name or "request failed"
+    )
 
 
 async def on_store_unavailable(error: StoreUnavailable) -> Response:

@@ -35,6 +35,11 @@ CONTENT_TYPES = {
     ".vtt": "text/vtt; charset=utf-8",
 }
 
+# The file system refuses longer names (NAME_MAX) with an error of its own; the worker writes
+# short ones, so a longer request names no file. The path bound keeps far below PATH_MAX.
+MAX_NAME_BYTES = 255
+MAX_HLS_PATH_BYTES = 1024
+
 blueprint = Blueprint("streaming", __name__, url_prefix="/api/v1/stream/video")
 VIDEO = "/<int:content_id>"
 
@@ -89,6 +94,13 @@ async def storyboard(content_id: int, name: str, who: Principal) -> Response:
 @authenticated
 async def hls(content_id: int, path: str, who: Principal) -> Response:
     """The HLS master playlist (`master.m3u8`) and what it references."""
+    if len(path.encode()) > MAX_HLS_PATH_BYTES or any(
+        len(part.encode()) > MAX_NAME_BYTES for part in path.split("/")
+    ):
+        raise NotFound(
+            f"no such HLS file: names are at most {MAX_NAME_BYTES} bytes, "
+            f"paths at most {MAX_HLS_PATH_BYTES}"
+        )
     return await serve_file(await services().videos.hls(who, content_id, path))
 
 

@@ -245,3 +245,16 @@ async def test_admins_see_the_nodes_transcoder_slots(
     [slot] = workers.json()
     assert (slot["node_id"], slot["kind"], slot["alive"]) == (settings.node_id, "node", True)
     assert (await api.get("/api/v1/jobs/workers", headers=learner.auth)).status_code == 403
+
+
+async def test_an_hls_name_longer_than_the_file_system_allows_is_a_404_saying_so(
+    api: httpx.AsyncClient, admin: Login, small_clip: Path
+) -> None:
+    video = await publish_clip(api, admin, small_clip)
+    for path in ("a" * 256, "é" * 128, "/".join(["a" * 200] * 30)):
+        response = await api.get(f"{video.base}/hls/{path}", headers=admin.auth)
+        assert response.status_code == 404, path
+        assert "at most 255 bytes" in response.json()["error"]["message"]
+    # The longest name a file system allows is asked for like any other, and is not there.
+    missing = await api.get(f"{video.base}/hls/{'a' * 255}", headers=admin.auth)
+    assert missing.status_code == 404
