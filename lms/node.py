@@ -306,7 +306,6 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
     return Services(
         accounts=Accounts(store.db, issuer),
         catalog=Catalog(store.db),
-        issuer=issuer,
         health=build_health(settings, store, actors),
         live=LiveService(store.db, actors.live),
         jobs=jobs,

@@ -19,7 +19,6 @@ from werkzeug.routing import IntegerConverter
 
 import proto
 from lms.accounts.service import Accounts
-from lms.accounts.tokens import TokenIssuer
 from lms.catalog.service import Catalog
 from lms.domain.access import Principal
 from lms.errors import Invalid, LmsError, Unauthenticated
@@ -41,7 +40,6 @@ class Services:
 
     accounts: Accounts
     catalog: Catalog
-    issuer: TokenIssuer
     health: NodeHealth
     progress: ProgressService
     live: LiveService
