@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from lms.errors import Conflict, Invalid, LmsError, TooLarge
+from proto.api import MAX_ID
 
 VERSION = "1.0.0"
 EXTENSIONS = "creation,termination,expiration"
@@ -94,11 +95,13 @@ def upload_target(metadata: dict[str, str]) -> UploadTarget:
     """The content an upload is for (`content_id`, required) and its file name (`filename`, or
     `name` as some clients send it)."""
     raw_id = metadata.get("content_id", "")
-    if not _DIGITS.match(raw_id) or int(raw_id) < 1:
+    if not _DIGITS.match(raw_id) or not 1 <= int(raw_id) <= MAX_ID:
         raise Invalid("Upload-Metadata must carry content_id: the id of the video content")
     filename = (metadata.get("filename") or metadata.get("name") or "upload").strip()
     if len(filename) > MAX_FILENAME:
         raise Invalid(f"the file name is longer than {MAX_FILENAME} characters")
+    if "\x00" in filename:  # PostgreSQL cannot store it
+        raise Invalid("the file name may not contain the NUL character")
     return UploadTarget(int(raw_id), filename or "upload")
 
 

@@ -51,13 +51,15 @@ def test_malformed_metadata_is_refused(header: str) -> None:
         tus.parse_metadata(header)
 
 
-@pytest.mark.parametrize("content_id", [None, "", "0", "-3", "abc", "1.5"])
+@pytest.mark.parametrize("content_id", [None, "", "0", "-3", "abc", "1.5", str(2**63)])
 def test_an_upload_must_name_a_content(content_id: str | None) -> None:
     metadata = {} if content_id is None else {"content_id": content_id}
     with pytest.raises(Invalid, match="content_id"):
         tus.upload_target(metadata)
     with pytest.raises(Invalid, match="longer"):
         tus.upload_target({"content_id": "1", "filename": "x" * 300})
+    with pytest.raises(Invalid, match="NUL"):
+        tus.upload_target({"content_id": "1", "filename": "a\x00b.mp4"})
 
 
 def test_a_patch_carries_raw_bytes_from_the_current_offset_that_fit() -> None:
