@@ -48,18 +48,33 @@ bench: install system-deps
 clean:
 	rm -rf $(VENV) .lms .pytest_cache .ruff_cache
 
-# /docs is served by the node itself, so it works without internet access: Swagger UI's files are
-# vendored from this pinned npm package into lms/static/vendor/swagger-ui/ (see its README.md).
-# Bump the version here, then `make vendor-swagger-ui` and commit the files it wrote.
+# Browser libraries the node serves itself (so its pages work without internet access), each
+# vendored from a pinned npm package into lms/static/vendor/<name>/ (see the README.md there).
+# Bump a version here, run its `make vendor-...`, and commit the files it wrote.
+
+# /docs: Swagger UI.
 SWAGGER_UI_VERSION := 5.35.0
 SWAGGER_UI_DIR := lms/static/vendor/swagger-ui
 SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui.css favicon-32x32.png \
 	LICENSE NOTICE swagger-ui-bundle.js.LICENSE.txt package.json
 
-.PHONY: vendor-swagger-ui
-vendor-swagger-ui:
+# /watch: hls.js, its light build (no alternate audio, subtitles or DRM, which our videos lack).
+HLS_JS_VERSION := 1.7.4
+HLS_JS_DIR := lms/static/vendor/hls.js
+HLS_JS_FILES := dist/hls.light.min.js LICENSE package.json
+
+# $(call vendor_npm,package,version,dir,files): the files (paths inside the package) into dir.
+define vendor_npm
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	  npm pack --silent --pack-destination "$$tmp" swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null && \
-	  tar -xzf "$$tmp/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz" -C "$$tmp" && \
-	  mkdir -p $(SWAGGER_UI_DIR) && \
-	  cd "$$tmp/package" && cp $(SWAGGER_UI_FILES) "$(CURDIR)/$(SWAGGER_UI_DIR)/"
+	  npm pack --silent --pack-destination "$$tmp" $(1)@$(2) >/dev/null && \
+	  tar -xzf "$$tmp/$(1)-$(2).tgz" -C "$$tmp" && \
+	  mkdir -p $(3) && \
+	  cd "$$tmp/package" && cp $(4) "$(CURDIR)/$(3)/"
+endef
+
+.PHONY: vendor-swagger-ui vendor-hls
+vendor-swagger-ui:
+	$(call vendor_npm,swagger-ui-dist,$(SWAGGER_UI_VERSION),$(SWAGGER_UI_DIR),$(SWAGGER_UI_FILES))
+
+vendor-hls:
+	$(call vendor_npm,hls.js,$(HLS_JS_VERSION),$(HLS_JS_DIR),$(HLS_JS_FILES))
