@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import sys
 
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.e2e.live_page_driver import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.chromium import chromium
 
 WAIT_MS = 30_000
 FIELDS = ["status", "progress", "eta", "attempts", "worker", "error"]
@@ -28,24 +28,20 @@ READ_ROW = (
 
 
 def main(url: str, email: str, password: str) -> None:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.clock.install(time=0)  # then stopped: the page's timers never fire
-            page.clock.pause_at(1000)
-            page.goto(url)
-            page.fill("input[name=email]", email)
-            page.fill("input[name=password]", password)
-            page.click("#login button")
-            expect(page.locator("#live")).to_have_text("live", timeout=WAIT_MS)
-            page.evaluate("window.loadedOnce = true")  # gone if the page reloads
-            print("live", flush=True)
-            for line in sys.stdin:
-                job_id, status = line.split()
-                print(json.dumps(row(page, job_id, status)), flush=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page()
+        page.clock.install(time=0)  # then stopped: the page's timers never fire
+        page.clock.pause_at(1000)
+        page.goto(url)
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", password)
+        page.click("#login button")
+        expect(page.locator("#live")).to_have_text("live", timeout=WAIT_MS)
+        page.evaluate("window.loadedOnce = true")  # gone if the page reloads
+        print("live", flush=True)
+        for line in sys.stdin:
+            job_id, status = line.split()
+            print(json.dumps(row(page, job_id, status)), flush=True)
 
 
 def row(page: Page, job_id: str, status: str) -> dict[str, str | bool]:

@@ -17,14 +17,14 @@ import json
 import sys
 from urllib.parse import urlsplit
 
-from playwright.sync_api import ConsoleMessage, Request, Response, Route, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Request, Response, Route, expect
 
-from tests.e2e.live_page_driver import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.chromium import chromium
 
 WAIT_MS = 20_000
 LOOPBACK = "127.0.0.1"
 # Behind the route below: a name that is not the loopback address does not even resolve.
-OFFLINE_ARGS = [f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {LOOPBACK}"]
+OFFLINE_FLAGS = [f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {LOOPBACK}"]
 RECORD_VIOLATIONS = """
 window.cspViolations = [];
 document.addEventListener("securitypolicyviolation", (event) => {
@@ -64,36 +64,30 @@ def main(url: str) -> None:
         if message.type == "error":
             errors.append(message.text)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *OFFLINE_ARGS]
-        )
+    with chromium(*OFFLINE_FLAGS) as browser:
+        context = browser.new_context()
+        context.route("**/*", offline)
+        page = context.new_page()
+        page.add_init_script(RECORD_VIOLATIONS)
+        page.on("requestfailed", on_failed)
+        page.on("response", on_response)
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url)
+        login = page.locator(".opblock-summary-path[data-path='/api/v1/auth/login']")
         try:
-            context = browser.new_context()
-            context.route("**/*", offline)
-            page = context.new_page()
-            page.add_init_script(RECORD_VIOLATIONS)
-            page.on("requestfailed", on_failed)
-            page.on("response", on_response)
-            page.on("console", on_console)
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(url)
-            login = page.locator(".opblock-summary-path[data-path='/api/v1/auth/login']")
-            try:
-                expect(login).to_be_visible(timeout=WAIT_MS)
-                page.wait_for_load_state("networkidle")
-            except AssertionError as never_shown:  # what the page did says why
-                errors.append(str(never_shown).splitlines()[0])
-            seen = {
-                "operations": page.locator(".opblock").evaluate_all(READ_OPERATIONS),
-                "left_the_machine": left,
-                "failed": failed,
-                "errors": errors,
-                "csp_violations": page.evaluate("window.cspViolations"),
-            }
-            print(json.dumps(seen), flush=True)
-        finally:
-            browser.close()
+            expect(login).to_be_visible(timeout=WAIT_MS)
+            page.wait_for_load_state("networkidle")
+        except AssertionError as never_shown:  # what the page did says why
+            errors.append(str(never_shown).splitlines()[0])
+        seen = {
+            "operations": page.locator(".opblock").evaluate_all(READ_OPERATIONS),
+            "left_the_machine": left,
+            "failed": failed,
+            "errors": errors,
+            "csp_violations": page.evaluate("window.cspViolations"),
+        }
+        print(json.dumps(seen), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,47 +12,34 @@ from __future__ import annotations
 import json
 import sys
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
+from tests.e2e.chromium import chromium
+
 WAIT_MS = 20_000
 
 
 def main(url: str, email: str, password: str, learner_id: str, coverage: str) -> None:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            page.fill("input[name=email]", email)
-            page.fill("input[name=password]", password)
-            page.click("#login button")
-            expect(page.locator("#status")).to_have_text("live", timeout=WAIT_MS)
-            print("live", flush=True)
-            row = page.locator(f"tr[data-user='{learner_id}']")
-            expect(row.locator(".coverage")).to_have_text(coverage, timeout=WAIT_MS)
-            name = row.locator("td").first
-            seen = {
-                "who": name.inner_text(),
-                "online": name.get_attribute("class"),
-                "watching": row.locator(".watching").inner_text(),
-                "position": row.locator(".position").inner_text(),
-                "count": page.locator("#count").inner_text(),
-                "title": page.title(),
-            }
-            print(json.dumps(seen), flush=True)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(url)
+        page.fill("input[name=email]", email)
+        page.fill("input[name=password]", password)
+        page.click("#login button")
+        expect(page.locator("#status")).to_have_text("live", timeout=WAIT_MS)
+        print("live", flush=True)
+        row = page.locator(f"tr[data-user='{learner_id}']")
+        expect(row.locator(".coverage")).to_have_text(coverage, timeout=WAIT_MS)
+        name = row.locator("td").first
+        seen = {
+            "who": name.inner_text(),
+            "online": name.get_attribute("class"),
+            "watching": row.locator(".watching").inner_text(),
+            "position": row.locator(".position").inner_text(),
+            "count": page.locator("#count").inner_text(),
+            "title": page.title(),
+        }
+        print(json.dumps(seen), flush=True)
 
 
 if __name__ == "__main__":
