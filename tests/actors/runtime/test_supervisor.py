@@ -276,6 +276,67 @@ async def test_on_give_up_is_called_instead_of_raising_and_the_mailbox_closes(
     assert supervisor.statistics().children == ()
 
 
+async def test_the_supervisors_on_give_up_takes_a_child_without_one_and_the_others_keep_running(
+    start: Start, logs: list[EventDict], autojump_clock: trio.testing.MockClock
+) -> None:
+    given_up: list[SupervisorGaveUp] = []
+    gave_up = trio.Event()
+
+    def on_give_up(error: SupervisorGaveUp) -> None:
+        given_up.append(error)
+        gave_up.set()
+
+    supervisor = Supervisor("test", policy=FAST, on_give_up=on_give_up)
+    await start(supervisor)  # an escalation would fail the test's nursery
+    seen_send, seen = trio.open_memory_channel[str](10)
+    bystander: Address[Message] = await supervisor.start(
+        "bystander", lambda inbox: Recorder(inbox, seen_send), capacity=10
+    )
+    crasher = Incarnations(lambda number: CrashesUntil(number, healthy_from=100))
+
+    await supervisor.start_child("crasher", crasher)
+    with trio.fail_after(100):
+        await gave_up.wait()
+
+    [error] = given_up
+    assert (error.name, error.crashes) == ("crasher", FAST.max_restarts + 1)
+    assert isinstance(error.last_error, Boom)
+    [gave_up_log] = named(logs, "actor_gave_up")
+    assert gave_up_log["escalate"] is False
+    assert supervisor.running
+    assert await bystander.ask(lambda reply: Echo("still here", reply), timeout=60) == "still here"
+    bystander.tell_nowait(Note("and later"))
+    assert await seen.receive() == "and later"
+    [child] = supervisor.statistics().children
+    assert (child.name, child.state) == ("bystander", ChildState.RUNNING)
+    assert supervisor.statistics().gave_up == 1
+
+
+async def test_a_childs_own_on_give_up_comes_before_the_supervisors(
+    start: Start, autojump_clock: trio.testing.MockClock
+) -> None:
+    handled: list[str] = []
+    gave_up = trio.Event()
+
+    def handler(owner: str) -> Callable[[SupervisorGaveUp], None]:
+        def on_give_up(error: SupervisorGaveUp) -> None:
+            handled.append(f"{owner}: {error.name}")
+            gave_up.set()
+
+        return on_give_up
+
+    supervisor = Supervisor("test", policy=FAST, on_give_up=handler("supervisor"))
+    await start(supervisor)
+    crasher = Incarnations(lambda number: CrashesUntil(number, healthy_from=100))
+
+    await supervisor.start_child("crasher", crasher, on_give_up=handler("child"))
+    with trio.fail_after(100):
+        await gave_up.wait()
+
+    assert handled == ["child: crasher"]
+    assert supervisor.running
+
+
 async def test_cancellation_stops_the_supervisor_with_no_restart_logged(
     logs: list[EventDict],
 ) -> None:
