@@ -65,13 +65,13 @@ def postgres_template() -> Iterator[Path]:
         yield root
 
 
-# --- Video clips made with PyAV (tests/media/clips.py), once per session -----------------------
+# --- Video clips made with PyAV (media/synthetic.py), once per session ---------------------------
 
 
 @pytest.fixture(scope="session")
 def small_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1 s of 160x90 H.264 and AAC: the smallest real upload, transcoded in about a second."""
-    from tests.media.clips import write_clip  # PyAV loads only for the tests that need a clip
+    from media.synthetic import write_clip  # PyAV loads only for the tests that need a clip
 
     return write_clip(
         tmp_path_factory.mktemp("clips") / "small.mp4", width=160, height=90, seconds=1.0

@@ -43,8 +43,8 @@ from media.encoding import (
 )
 from media.framerate import output_rate
 from media.ladder import plan_ladder
+from media.synthetic import Picture, write_clip
 from proto.media import Done, FrameReader, RenditionReady, TranscodeSpec
-from tests.media.clips import Picture, write_clip
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 30
 # Ours against ffmpeg's (wall time, peak RSS), and time to first playable against our own wall.

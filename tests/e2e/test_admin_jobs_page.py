@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from media.synthetic import write_clip
 from tests.e2e.admins import ADMIN, Admin, create_admin, signed_in
 from tests.e2e.nodes import SECRET, NodeProcess, node_env, output_lines, start_node
-from tests.media.clips import write_clip, write_text
+from tests.media.clips import write_text
 
 pytestmark = pytest.mark.e2e
 

@@ -16,6 +16,7 @@ import pytest
 import trio
 from tusclient.client import TusClient
 
+from media.synthetic import write_clip
 from tests.e2e.admins import Admin, create_admin, signed_in
 from tests.e2e.nodes import (
     SECRET,
@@ -25,7 +26,6 @@ from tests.e2e.nodes import (
     node_env,
     start_node,
 )
-from tests.media.clips import write_clip
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,5 @@
-"""Clips for the media tests, made once per session (tests.media.clips writes them)."""
+"""Clips for the media tests, made once per session (media.synthetic and tests.media.clips write
+them)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from media import synthetic
 from tests.media import clips
 
 
@@ -16,37 +18,39 @@ class ClipShelf:
     def __init__(self, directory: Path) -> None:
         self._directory = directory
         self._makers: dict[str, Callable[[Path], Path]] = {
-            "landscape.mp4": lambda p: clips.write_clip(p, width=854, height=480, seconds=6),
-            "small.mp4": lambda p: clips.write_clip(p, width=160, height=90, seconds=1),
-            "long_small.mp4": lambda p: clips.write_clip(p, width=160, height=90, seconds=8),
-            "portrait_phone.mp4": lambda p: clips.write_clip(p, width=180, height=320, rotation=90),
-            "upside_down.mp4": lambda p: clips.write_clip(p, rotation=180, seconds=1),
-            "ten_bit.mp4": lambda p: clips.write_clip(p, pix_fmt="yuv420p10le", seconds=1),
-            "odd.mp4": lambda p: clips.write_clip(
+            "landscape.mp4": lambda p: synthetic.write_clip(p, width=854, height=480, seconds=6),
+            "small.mp4": lambda p: synthetic.write_clip(p, width=160, height=90, seconds=1),
+            "long_small.mp4": lambda p: synthetic.write_clip(p, width=160, height=90, seconds=8),
+            "portrait_phone.mp4": lambda p: synthetic.write_clip(
+                p, width=180, height=320, rotation=90
+            ),
+            "upside_down.mp4": lambda p: synthetic.write_clip(p, rotation=180, seconds=1),
+            "ten_bit.mp4": lambda p: synthetic.write_clip(p, pix_fmt="yuv420p10le", seconds=1),
+            "odd.mp4": lambda p: synthetic.write_clip(
                 p, width=321, height=181, pix_fmt="yuv444p", seconds=1
             ),
-            "scaled_1918.mp4": lambda p: clips.write_clip(p, width=318, height=180, seconds=1),
-            "silent.mp4": lambda p: clips.write_clip(p, seconds=1, audio_channels=0),
-            "stereo.mp4": lambda p: clips.write_clip(p, seconds=1, audio_channels=2),
-            "variable_rate.mp4": lambda p: clips.write_clip(p, frame_times=VARIABLE_TIMES),
-            "fade_in.mp4": lambda p: clips.write_clip(
+            "scaled_1918.mp4": lambda p: synthetic.write_clip(p, width=318, height=180, seconds=1),
+            "silent.mp4": lambda p: synthetic.write_clip(p, seconds=1, audio_channels=0),
+            "stereo.mp4": lambda p: synthetic.write_clip(p, seconds=1, audio_channels=2),
+            "variable_rate.mp4": lambda p: synthetic.write_clip(p, frame_times=VARIABLE_TIMES),
+            "fade_in.mp4": lambda p: synthetic.write_clip(
                 p,
                 seconds=4,
-                picture=clips.marked_picture(320, 180, black_until=0.6),
+                picture=synthetic.marked_picture(320, 180, black_until=0.6),
                 audio_channels=0,
             ),
-            "faststart.mp4": lambda p: clips.write_clip(p, seconds=2, faststart=True),
-            "audio_only.mp4": lambda p: clips.write_audio_only(p),
+            "faststart.mp4": lambda p: synthetic.write_clip(p, seconds=2, faststart=True),
+            "audio_only.mp4": lambda p: synthetic.write_audio_only(p),
             "notes.mp4": clips.write_text,
             "photo.mp4": clips.write_photo,
             "empty.mp4": clips.write_empty,
-            "huge.mp4": lambda p: clips.write_clip(
+            "huge.mp4": lambda p: synthetic.write_clip(
                 p, width=8200, height=16, seconds=0.1, audio_channels=0
             ),
             "truncated.mp4": lambda p: clips.truncate(self.get("landscape.mp4"), p),
             "truncated_faststart.mp4": lambda p: clips.truncate(self.get("faststart.mp4"), p),
             "truncated.mkv": lambda p: clips.truncate(self.get("long.mkv"), p, keep=0.4),
-            "long.mkv": lambda p: clips.write_clip(p, width=160, height=90, seconds=10),
+            "long.mkv": lambda p: synthetic.write_clip(p, width=160, height=90, seconds=10),
         }
 
     def get(self, name: str) -> Path:

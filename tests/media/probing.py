@@ -66,7 +66,7 @@ def picture(path: Path, index: int = 0) -> np.ndarray:
 
 
 def upright(rgb: np.ndarray) -> bool:
-    """Whether a test picture (tests.media.clips) shows its red band on top, green on the left."""
+    """Whether a test picture (media.synthetic) shows its red band on top, green on the left."""
     height, width, _ = rgb.shape
     top = rgb[: height // 16, width // 5 :].reshape(-1, 3).mean(axis=0)
     left = rgb[height // 4 :, : width // 20].reshape(-1, 3).mean(axis=0)

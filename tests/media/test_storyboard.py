@@ -8,7 +8,7 @@ import re
 import av
 
 from media.storyboard import StoryboardBuilder, tile_interval
-from tests.media.clips import marked_picture
+from media.synthetic import marked_picture
 
 CUE = re.compile(
     r"(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)"

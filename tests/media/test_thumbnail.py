@@ -5,8 +5,8 @@ import io
 import av
 import numpy as np
 
+from media.synthetic import marked_picture
 from media.thumbnail import PosterPicker
-from tests.media.clips import marked_picture
 
 
 def frame(rgb: np.ndarray) -> av.VideoFrame:

@@ -21,6 +21,7 @@ from actors.transcoder import MAILBOX_CAPACITY, PoolConfig, TranscoderPool
 from lms.jobs.queue import PostgresJobQueue
 from lms.store import jobs, videos
 from lms.store.database import Database
+from media import synthetic
 from proto.events import Event, JobChanged
 from proto.jobs import JobState, JobsWaiting, PoolMessage, StopJob, WorkerKind
 from tests.databases import open_database
@@ -156,7 +157,7 @@ def clip(small_clip: Path) -> Path:
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Long enough that a test can act while its transcode runs."""
     folder = tmp_path_factory.mktemp("clips")
-    return clips.write_clip(folder / "long.mp4", width=320, height=180, seconds=30.0, fps=15)
+    return synthetic.write_clip(folder / "long.mp4", width=320, height=180, seconds=30.0, fps=15)
 
 
 async def test_a_clip_is_transcoded_published_and_announced(
@@ -196,7 +197,7 @@ async def test_a_clip_is_transcoded_published_and_announced(
     [
         (clips.write_text, "not a video"),
         (clips.write_empty, "empty"),
-        (lambda path: clips.write_audio_only(path), "no video"),
+        (lambda path: synthetic.write_audio_only(path), "no video"),
     ],
     ids=["text", "empty", "audio-only"],
 )
