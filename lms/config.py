@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from lms.domain.media_urls import MediaKey, derived_key, parse_keys
+
 T = TypeVar("T")
 
 DEFAULT_DATA_DIR = Path(".lms")
@@ -62,6 +64,14 @@ class Settings:
     transcode_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # 0: none here
     job_lease_seconds: int = 30
     job_max_attempts: int = 3
+    # Signed media URLs (lms/domain/media_urls.py). The first key signs, all verify; empty means
+    # one key derived from `secret_key` (filled in by `with_secret`).
+    media_keys: tuple[MediaKey, ...] = field(default=(), repr=False)
+    media_url_ttl: int = 4 * 3600
+    media_base_url: str = ""  # a CDN or nginx origin prefixing media URLs; "" = this origin
+    # nginx's internal location aliasing the media volume ("/_media/"): Bearer downloads answer
+    # with X-Accel-Redirect into it. None: the node sends the bytes itself.
+    accel_redirect: str | None = None
 
     @property
     def embedded(self) -> bool:
@@ -126,6 +136,12 @@ class Settings:
             job_max_attempts=reader.parse(
                 "LMS_JOB_MAX_ATTEMPTS", cls.job_max_attempts, _int_between(1, 100)
             ),
+            media_keys=reader.parse("LMS_MEDIA_KEYS", (), parse_keys),
+            media_url_ttl=reader.parse(
+                "LMS_MEDIA_URL_TTL", cls.media_url_ttl, _int_between(60, 7 * 86_400)
+            ),
+            media_base_url=reader.parse("LMS_MEDIA_BASE_URL", "", _origin),
+            accel_redirect=reader.parse("LMS_ACCEL_REDIRECT", None, _internal_location),
         )
         if settings.db_pool_min > settings.db_pool_max:
             reader.problems.append(
@@ -138,15 +154,19 @@ class Settings:
 
     def with_secret(self) -> Settings:
         """The embedded default's secret: generated once and kept in the data dir, so tokens
-        survive a restart without anyone having to invent a key."""
-        if self.secret_key:
-            return self
-        path = self.data_dir / "secret_key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return replace(self, secret_key=path.read_text().strip())
+        survive a restart without anyone having to invent a key. Media URLs are signed with a
+        key derived from it unless LMS_MEDIA_KEYS names keys of their own."""
+        settings = self
+        if not settings.secret_key:
+            path = self.data_dir / "secret_key"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(secrets.token_urlsafe(48))
+                path.chmod(0o600)
+            settings = replace(settings, secret_key=path.read_text().strip())
+        if not settings.media_keys:
+            settings = replace(settings, media_keys=(derived_key(settings.secret_key),))
+        return settings
 
 
 class _Reader:
@@ -179,7 +199,7 @@ class _Reader:
 
 def _shown(name: str, raw: str) -> str:
     """`raw` as an error may print it: a secret not at all, a URL without its password."""
-    if "SECRET" in name:
+    if "SECRET" in name or name.endswith("_KEYS"):
         return "<hidden>"
     try:
         parts = urlsplit(raw)
@@ -248,6 +268,26 @@ def _url(*schemes: str) -> Callable[[str], str]:
         return raw
 
     return parse
+
+
+def _origin(raw: str) -> str:
+    """An http(s) origin, optionally with a path prefix; no trailing slash, query or fragment."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected a URL starting with http:// or https:// and naming a host")
+    parts.port  # noqa: B018 (raises ValueError on a port that is not a number in range)
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("expected an origin or a path prefix: no query, fragment or user")
+    return raw.rstrip("/")
+
+
+_LOCATION = re.compile(r"^/(?:[A-Za-z0-9_\-]+/)+$")
+
+
+def _internal_location(raw: str) -> str:
+    if _LOCATION.match(raw) is None:
+        raise ValueError('expected a location path starting and ending with "/", e.g. /_media/')
+    return raw
 
 
 def _secret(raw: str) -> str:

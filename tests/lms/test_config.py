@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from lms.config import ConfigError, Settings
+from lms.domain.media_urls import derived_key
 
 SECRET = "s" * 40
 
@@ -104,3 +105,64 @@ def test_a_bad_value_that_is_no_secret_is_shown_as_given() -> None:
         "postgres://",
         "LMS_PORT='eighty?': expected a whole number",
     ]
+
+
+def test_media_urls_are_signed_with_a_key_derived_from_the_secret_unless_keys_are_given(
+    tmp_path: Path,
+) -> None:
+    embedded = Settings.from_env({"LMS_DATA_DIR": str(tmp_path)}).with_secret()
+    assert embedded.media_keys == (derived_key(embedded.secret_key),)
+    production = Settings.from_env(
+        {"LMS_DATABASE_URL": "postgresql://db/lms", "LMS_SECRET_KEY": SECRET}
+    ).with_secret()
+    assert production.media_keys == (derived_key(SECRET),)
+    rotated = Settings.from_env(
+        {"LMS_MEDIA_KEYS": f"k2:{'n' * 32},k1:{'o' * 32}", "LMS_DATA_DIR": str(tmp_path)}
+    ).with_secret()
+    assert [key.kid for key in rotated.media_keys] == ["k2", "k1"]
+    assert (rotated.media_url_ttl, rotated.media_base_url, rotated.accel_redirect) == (
+        14_400,
+        "",
+        None,
+    )
+
+
+def test_media_settings_are_read_and_bad_ones_named_without_echoing_a_secret() -> None:
+    settings = Settings.from_env(
+        {
+            "LMS_MEDIA_URL_TTL": "3600",
+            "LMS_MEDIA_BASE_URL": "https://cdn.example.edu/lms/",
+            "LMS_ACCEL_REDIRECT": "/_media/",
+        }
+    )
+    assert (settings.media_url_ttl, settings.media_base_url, settings.accel_redirect) == (
+        3600,
+        "https://cdn.example.edu/lms",
+        "/_media/",
+    )
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(
+            {
+                "LMS_DATABASE_URL": "postgresql://db/lms",
+                "LMS_SECRET_KEY": SECRET,
+                "LMS_MEDIA_KEYS": "k1:tooshort-hunter2",
+                "LMS_MEDIA_URL_TTL": "10",
+                "LMS_MEDIA_BASE_URL": "cdn.example.edu",
+                "LMS_ACCEL_REDIRECT": "/_media",
+            }
+        )
+    problems = caught.value.problems
+    assert [p.split("=")[0] for p in problems] == [
+        "LMS_MEDIA_KEYS",
+        "LMS_MEDIA_URL_TTL",
+        "LMS_MEDIA_BASE_URL",
+        "LMS_ACCEL_REDIRECT",
+    ]
+    assert "hunter2" not in str(caught.value)
+    assert "at least 32" in problems[0]
+    for bad in ("https://cdn.example.edu/?x=1", "https://u:p@cdn", "https://cdn:99999"):
+        with pytest.raises(ConfigError, match="LMS_MEDIA_BASE_URL"):
+            Settings.from_env({"LMS_MEDIA_BASE_URL": bad})
+    for bad in ("_media/", "/../", "/a b/", "/"):
+        with pytest.raises(ConfigError, match="LMS_ACCEL_REDIRECT"):
+            Settings.from_env({"LMS_ACCEL_REDIRECT": bad})
