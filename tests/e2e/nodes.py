@@ -1,4 +1,5 @@
-"""Real nodes as child processes: `lms serve` started the way an operator starts it."""
+"""Real nodes and workers as child processes: `lms serve` and `lms worker` started the way an
+operator starts them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import trio
 
 BANNER = b"listening on "
+WORKER_BANNER = b" transcoding in "
 SECRET = "e2e-secret-" + "y" * 40
 # A node starts in about a second; a first embedded start runs initdb too. Generous, for CI.
 START_DEADLINE = 60.0
@@ -49,38 +51,61 @@ async def start_node(
 ) -> NodeProcess:
     """Start `lms serve` and return once it printed the URL it listens on. `launcher`: what
     runs it, between the interpreter and ``-m lms.cli`` (a benchmark's probe)."""
-    log_file = log_path.open("wb")
-    process = await trio.lowlevel.open_process(
-        [sys.executable, *launcher, "-m", "lms.cli", "serve"],
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=log_file,
-    )
-    log_file.close()
+    process, said = await start_cli("serve", env, log_path, ready=BANNER, launcher=launcher)
+    url = said.split(BANNER, 1)[1].split(b"\n", 1)[0].decode().strip()
+    return NodeProcess(process, url, log_path)
+
+
+async def start_worker(env: Mapping[str, str], log_path: Path) -> trio.Process:
+    """Start `lms worker` and return once it says it is transcoding."""
+    process, _ = await start_cli("worker", env, log_path, ready=WORKER_BANNER)
+    return process
+
+
+async def start_cli(
+    command: str,
+    env: Mapping[str, str],
+    log_path: Path,
+    *,
+    ready: bytes,
+    cwd: Path | None = None,
+    launcher: Sequence[str] = (),
+) -> tuple[trio.Process, bytes]:
+    """Start `lms COMMAND` (stderr to `log_path`) and return once a whole line of its stdout
+    holds `ready`: the process, its stdout still open, and what it printed up to that line."""
+    with log_path.open("wb") as log:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, *launcher, "-m", "lms.cli", command],
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
     assert process.stdout is not None
     try:
         with trio.fail_after(START_DEADLINE):
-            banner = await _read_banner(process.stdout)
+            said = await _read_through(process.stdout, ready)
     except BaseException:
         process.kill()
         await process.wait()
         raise
-    if banner is None:
-        log = await trio.Path(log_path).read_text()
-        raise AssertionError(f"node exited before serving:\n{log}")
-    return NodeProcess(process, banner, log_path)
+    if said is None:
+        await process.wait()
+        log_text = await trio.Path(log_path).read_text(errors="replace")
+        raise AssertionError(f"lms {command} exited before it was ready:\n{log_text}")
+    return process, said
 
 
-async def _read_banner(stdout: trio.abc.ReceiveStream) -> str | None:
-    """The URL from the node's "listening on URL" line, or None if stdout closed first."""
-    seen = b""
-    while BANNER not in seen or b"\n" not in seen.split(BANNER, 1)[1]:
+async def _read_through(stdout: trio.abc.ReceiveStream, ready: bytes) -> bytes | None:
+    """What `stdout` says up to the end of the line holding `ready`, or None if it closed first."""
+    said = b""
+    while ready not in said or b"\n" not in said.split(ready, 1)[1]:
         chunk = await stdout.receive_some()
         if not chunk:
             return None
-        seen += chunk
-    return seen.split(BANNER, 1)[1].split(b"\n", 1)[0].decode().strip()
+        said += chunk
+    return said
 
 
 async def output_lines(stream: trio.abc.ReceiveStream | None) -> AsyncIterator[str]:

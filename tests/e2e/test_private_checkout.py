@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from lms.store.postgres_cluster import (
     cluster_root,
     resolve_service_user,
 )
-from tests.e2e.nodes import START_DEADLINE, STOP_DEADLINE, node_env
+from tests.e2e.nodes import STOP_DEADLINE, node_env, start_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -72,28 +70,10 @@ async def serve(checkout: Path, log_path: Path) -> tuple[trio.Process, str, Path
     """Start `lms serve` from `checkout` as `make run` does (its `.lms`, no database configured);
     return the process, its URL and the data dir its banner names."""
     env = node_env(checkout / ".lms", PYTHONPATH=str(checkout))
-    with log_path.open("ab") as log:
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "lms.cli", "serve"],
-            cwd=checkout,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-    assert process.stdout is not None
-    banner = b""
-    with trio.fail_after(START_DEADLINE):
-        while DATABASE_LINE not in banner or b"\n" not in banner.split(DATABASE_LINE, 1)[1]:
-            chunk = await process.stdout.receive_some()
-            if not chunk:
-                await process.wait()
-                log = await trio.Path(log_path).read_text()
-                raise AssertionError(f"node exited before serving:\n{log}")
-            banner += chunk
-    lines = banner.decode().splitlines()
+    process, said = await start_cli("serve", env, log_path, ready=DATABASE_LINE, cwd=checkout)
+    lines = said.decode().splitlines()
     url = next(line.split("listening on ", 1)[1] for line in lines if "listening on " in line)
-    data_dir = banner.split(DATABASE_LINE, 1)[1].split(b"\n", 1)[0].decode()
+    data_dir = said.split(DATABASE_LINE, 1)[1].split(b"\n", 1)[0].decode()
     return process, url.strip(), Path(data_dir.strip())
 
 
@@ -110,10 +90,9 @@ async def stop(process: trio.Process) -> int:
 async def test_a_node_started_from_a_private_checkout_serves_and_keeps_its_data(
     checkout: Path, tmp_path: Path
 ) -> None:
-    log_path = tmp_path / "node.log"
     learner = {"email": "private@learner.org", "password": "private-learner-1", "name": "P"}
 
-    process, url, data_dir = await serve(checkout, log_path)
+    process, url, data_dir = await serve(checkout, tmp_path / "first.log")
     try:
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             assert (await client.get("/health")).status_code == 200
@@ -133,7 +112,7 @@ async def test_a_node_started_from_a_private_checkout_serves_and_keeps_its_data(
     else:
         assert data_dir == checkout / ".lms" / "postgres" / "data"
 
-    process, url, again = await serve(checkout, log_path)
+    process, url, again = await serve(checkout, tmp_path / "second.log")
     try:
         assert again == data_dir
         login = {"email": learner["email"], "password": learner["password"]}

@@ -5,9 +5,6 @@ and mid-transcode lose nothing."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import av
@@ -18,18 +15,9 @@ from tusclient.client import TusClient
 
 from media.synthetic import write_clip
 from tests.e2e.admins import Admin, create_admin, signed_in
-from tests.e2e.nodes import (
-    SECRET,
-    START_DEADLINE,
-    STOP_DEADLINE,
-    NodeProcess,
-    node_env,
-    start_node,
-)
+from tests.e2e.nodes import SECRET, STOP_DEADLINE, NodeProcess, node_env, start_node, start_worker
 
 pytestmark = pytest.mark.e2e
-
-WORKER_BANNER = b" transcoding in "
 
 
 @pytest.fixture(scope="module")
@@ -86,26 +74,6 @@ async def upload_half(node: str, admin: Admin, path: Path, content_id: int) -> t
     return upload_url, half
 
 
-async def start_worker(env: Mapping[str, str], name: str, log_path: Path) -> trio.Process:
-    """Start `lms worker` and return once it says it is transcoding."""
-    with log_path.open("wb") as log:
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "lms.cli", "worker"],
-            env={**env, "LMS_NODE_ID": name},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-    assert process.stdout is not None
-    seen = b""
-    with trio.fail_after(START_DEADLINE):
-        while WORKER_BANNER not in seen:
-            chunk = await process.stdout.receive_some()
-            assert chunk, "the worker exited before it started transcoding"
-            seen += chunk
-    return process
-
-
 def probe(path: Path) -> tuple[str, int, int, str | None]:
     with av.open(str(path)) as container:
         video = container.streams.video[0]
@@ -157,7 +125,8 @@ async def test_a_worker_killed_mid_job_leaves_its_job_to_another_worker(
                 serving = env | {"LMS_TRANSCODE_WORKERS": "0"}
                 started[name] = await start_node(serving, tmp_path / "node.log")
             else:
-                started[name] = await start_worker(env, name, tmp_path / f"{name}.log")
+                worker_env = env | {"LMS_NODE_ID": name}
+                started[name] = await start_worker(worker_env, tmp_path / f"{name}.log")
 
         for name in ("node", "worker-a", "worker-b"):
             nursery.start_soon(start, name)
