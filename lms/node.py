@@ -24,7 +24,7 @@ import trio
 from actors.bus import Bus
 from actors.live_router import LiveRouter
 from actors.progress_writer import ProgressWrites, start_progress_writer
-from actors.runtime import Address, Supervisor, SupervisorGaveUp
+from actors.runtime import Address, GiveUpHandler, Supervisor, SupervisorGaveUp
 from lms.accounts.service import Accounts
 from lms.accounts.tokens import TokenIssuer
 from lms.catalog.service import Catalog
@@ -199,15 +199,30 @@ async def work(
     """`lms worker`: transcode jobs from the shared queue until SIGINT or SIGTERM; no HTTP.
 
     Its job events go out on the Bus, so with Redis configured they reach every node's live
-    layer. Stopping gives running jobs back to the queue for another worker.
+    layer. Stopping gives running jobs back to the queue for another worker. An actor given up
+    on stops the worker the same way.
+
+    Raises:
+      SupervisorGaveUp: once the worker has stopped, if it stopped because an actor was given
+          up on (the first one).
     """
+    given_up: list[SupervisorGaveUp] = []
+    stop = trio.Event()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with (
             bridge.open_bridge(),
             open_store(settings) as store,
             trio.open_nursery() as nursery,
         ):
-            supervisor = Supervisor("worker")
+
+            async def on_signal() -> None:
+                async for signum in signals:
+                    log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                    stop.set()
+                    return
+
+            nursery.start_soon(on_signal)
+            supervisor = Supervisor("worker", on_give_up=_stop_on_give_up(given_up, stop))
             await nursery.start(supervisor.run)
             live = await _start_live(settings, store, supervisor, nursery)
             await start_transcoder_pool(
@@ -216,11 +231,24 @@ async def work(
             slots = settings.transcode_workers
             print(f"LMS worker {settings.node_id} transcoding in {slots} slots", flush=True)
             task_status.started()
-            async for signum in signals:
-                log.info("shutdown_requested", signal=signal.Signals(signum).name)
-                break
+            await stop.wait()
             nursery.cancel_scope.cancel()
         log.info("worker_stopped", node_id=settings.node_id)
+    if given_up:
+        raise given_up[0]
+
+
+def _stop_on_give_up(given_up: list[SupervisorGaveUp], stop: trio.Event) -> GiveUpHandler:
+    """A supervisor's `on_give_up` for the actors a process cannot do without: the actor is not
+    restarted again; it is logged, added to `given_up`, and `stop` is set, as a shutdown signal
+    does, so the process stops in order and then fails."""
+
+    def stop_process(error: SupervisorGaveUp) -> None:
+        given_up.append(error)
+        log.error("shutdown_requested", reason="actor_gave_up", actor=error.name, error=str(error))
+        stop.set()
+
+    return stop_process
 
 
 @dataclass(frozen=True)
@@ -250,14 +278,8 @@ async def open_actors(settings: Settings, store: Store, drain: trio.Event) -> As
     still in flight until the block is left.
     """
     given_up: list[SupervisorGaveUp] = []
-
-    def drain_node(error: SupervisorGaveUp) -> None:
-        given_up.append(error)
-        log.error("shutdown_requested", reason="actor_gave_up", actor=error.name, error=str(error))
-        drain.set()
-
     async with trio.open_nursery() as nursery:
-        supervisor = Supervisor("node", on_give_up=drain_node)
+        supervisor = Supervisor("node", on_give_up=_stop_on_give_up(given_up, drain))
         await nursery.start(supervisor.run)
         live = await _start_live(settings, store, supervisor, nursery)
         progress = await start_progress_writer(
