@@ -11,7 +11,7 @@ import re
 import secrets
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -72,6 +72,18 @@ class Settings:
     # nginx's internal location aliasing the media volume ("/_media/"): Bearer downloads answer
     # with X-Accel-Redirect into it. None: the node sends the bytes itself.
     accel_redirect: str | None = None
+
+    def __repr__(self) -> str:
+        """Every field but the secrets, and URLs without their passwords: settings end up in
+        logs and tracebacks."""
+        shown = []
+        for f in fields(self):
+            if f.repr:
+                value = getattr(self, f.name)
+                if f.name.endswith("_url") and isinstance(value, str):
+                    value = _without_password(value)
+                shown.append(f"{f.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @property
     def embedded(self) -> bool:
@@ -201,6 +213,12 @@ def _shown(name: str, raw: str) -> str:
     """`raw` as an error may print it: a secret not at all, a URL without its password."""
     if "SECRET" in name or name.endswith("_KEYS"):
         return "<hidden>"
+    return _without_password(raw)
+
+
+def _without_password(raw: str) -> str:
+    """`raw` with a URL's password masked (`user:***@host`, `?password=***`); all of it hidden
+    when urllib cannot read it."""
     try:
         parts = urlsplit(raw)
     except ValueError:  # a netloc urllib cannot read (bad brackets) may still hold a password

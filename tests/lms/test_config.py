@@ -97,6 +97,23 @@ def test_a_bad_url_is_reported_without_its_password(name: str, raw: str, shown: 
     assert shown in problem
 
 
+def test_settings_show_their_urls_without_passwords_and_no_secrets() -> None:
+    settings = Settings.from_env(
+        {
+            "LMS_DATABASE_URL": "postgresql://lms:hunter2@db/lms?sslmode=require",
+            "LMS_REDIS_URL": "redis://:hunter3@cache:6379/0",
+            "LMS_SECRET_KEY": SECRET,
+        }
+    ).with_secret()
+    shown = repr(settings)
+    for secret in ("hunter2", "hunter3", SECRET, settings.media_keys[0].secret):
+        assert secret not in shown
+    assert "database_url='postgresql://lms:***@db/lms?sslmode=require'" in shown
+    assert "redis_url='redis://:***@cache:6379/0'" in shown
+    assert "port=8000" in shown
+    assert repr(Settings()).startswith("Settings(host='127.0.0.1', port=8000, database_url=None,")
+
+
 def test_a_bad_value_that_is_no_secret_is_shown_as_given() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"LMS_PORT": "eighty?", "LMS_DATABASE_URL": "mysql://db/lms"})
