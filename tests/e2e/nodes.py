@@ -3,6 +3,7 @@ operator starts them."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -106,6 +108,11 @@ async def _read_through(stdout: trio.abc.ReceiveStream, ready: bytes) -> bytes |
             return None
         said += chunk
     return said
+
+
+def log_events(log: str) -> list[dict[str, Any]]:
+    """The log events in what an `lms` process wrote to stderr (`node_env` asks for JSON)."""
+    return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
 
 
 async def output_lines(stream: trio.abc.ReceiveStream | None) -> AsyncIterator[str]:

@@ -15,7 +15,7 @@ import trio
 
 from tests.databases import open_database
 from tests.e2e.nodes import SECRET, STOP_DEADLINE, NodeProcess, node_env, start_node
-from tests.job_queue_loss import lose_the_job_queue
+from tests.job_queue_loss import assert_stopped_for_the_lost_queue, lose_the_job_queue
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -113,14 +113,4 @@ async def test_a_core_actor_given_up_on_drains_the_node_which_exits_non_zero(
     assert response.status_code == 201, response.text
     assert code == 1, node.log()
 
-    lines = node.log().splitlines()
-    events = [json.loads(line) for line in lines if line.startswith("{")]
-    [drain] = [e for e in events if e["event"] == "shutdown_requested"]
-    assert (drain["reason"], drain["actor"], drain["level"]) == (
-        "actor_gave_up",
-        "transcoder_pool",
-        "error",
-    )
-    # Besides the JSON log, one line for the operator, and no traceback.
-    [said] = [line for line in lines if not line.startswith("{")]
-    assert said.startswith("lms serve: actor 'transcoder_pool': gave up after 6 crashes")
+    assert_stopped_for_the_lost_queue(node.log(), "serve")

@@ -3,15 +3,14 @@ up on, with one line for the operator and a non-zero exit."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import trio
 
 from tests.databases import open_database
-from tests.e2e.nodes import SECRET, node_env, start_worker
-from tests.job_queue_loss import lose_the_job_queue
+from tests.e2e.nodes import SECRET, log_events, node_env, start_worker
+from tests.job_queue_loss import assert_stopped_for_the_lost_queue, lose_the_job_queue
 
 pytestmark = pytest.mark.e2e
 
@@ -39,15 +38,5 @@ async def test_a_worker_whose_transcoder_pool_is_given_up_on_stops_and_says_why_
     log = log_path.read_text()
     assert code == 1, log
 
-    lines = log.splitlines()
-    events = [json.loads(line) for line in lines if line.startswith("{")]
-    [stop] = [e for e in events if e["event"] == "shutdown_requested"]
-    assert (stop["reason"], stop["actor"], stop["level"]) == (
-        "actor_gave_up",
-        "transcoder_pool",
-        "error",
-    )
-    assert events[-1]["event"] == "worker_stopped"
-    # Besides the JSON log, one line for the operator, and no traceback.
-    [said] = [line for line in lines if not line.startswith("{")]
-    assert said.startswith("lms worker: actor 'transcoder_pool': gave up after "), said
+    assert_stopped_for_the_lost_queue(log, "worker")
+    assert log_events(log)[-1]["event"] == "worker_stopped"
