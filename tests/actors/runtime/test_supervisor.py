@@ -114,6 +114,18 @@ class Ready:
         self.event.set()
 
 
+class GiveUps:
+    """An `on_give_up` handler that keeps what it is handed; `called` is set on the first call."""
+
+    def __init__(self) -> None:
+        self.errors: list[SupervisorGaveUp] = []
+        self.called = trio.Event()
+
+    def __call__(self, error: SupervisorGaveUp) -> None:
+        self.errors.append(error)
+        self.called.set()
+
+
 def named(logs: list[EventDict], event: str) -> list[EventDict]:
     return [entry for entry in logs if entry["event"] == event]
 
@@ -239,13 +251,7 @@ async def test_on_give_up_is_called_instead_of_raising_and_the_mailbox_closes(
     supervisor = Supervisor("test", policy=FAST)
     await start(supervisor)
     seen_send, _seen = trio.open_memory_channel[str](10)
-    given_up: list[SupervisorGaveUp] = []
-    gave_up = trio.Event()
-
-    def on_give_up(error: SupervisorGaveUp) -> None:
-        given_up.append(error)
-        gave_up.set()
-
+    on_give_up = GiveUps()
     address: Address[Message] = await supervisor.start(
         "recorder", lambda inbox: Recorder(inbox, seen_send), capacity=10, on_give_up=on_give_up
     )
@@ -261,10 +267,10 @@ async def test_on_give_up_is_called_instead_of_raising_and_the_mailbox_closes(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(ask_behind_the_crashes)
         with trio.fail_after(100):
-            await gave_up.wait()
+            await on_give_up.called.wait()
             await queued_ask_failed.wait()
 
-    [error] = given_up
+    [error] = on_give_up.errors
     assert error.name == "recorder"
     [gave_up_log] = named(logs, "actor_gave_up")
     assert gave_up_log["escalate"] is False
@@ -279,13 +285,7 @@ async def test_on_give_up_is_called_instead_of_raising_and_the_mailbox_closes(
 async def test_the_supervisors_on_give_up_takes_a_child_without_one_and_the_others_keep_running(
     start: Start, logs: list[EventDict], autojump_clock: trio.testing.MockClock
 ) -> None:
-    given_up: list[SupervisorGaveUp] = []
-    gave_up = trio.Event()
-
-    def on_give_up(error: SupervisorGaveUp) -> None:
-        given_up.append(error)
-        gave_up.set()
-
+    on_give_up = GiveUps()
     supervisor = Supervisor("test", policy=FAST, on_give_up=on_give_up)
     await start(supervisor)  # an escalation would fail the test's nursery
     seen_send, seen = trio.open_memory_channel[str](10)
@@ -296,9 +296,9 @@ async def test_the_supervisors_on_give_up_takes_a_child_without_one_and_the_othe
 
     await supervisor.start_child("crasher", crasher)
     with trio.fail_after(100):
-        await gave_up.wait()
+        await on_give_up.called.wait()
 
-    [error] = given_up
+    [error] = on_give_up.errors
     assert (error.name, error.crashes) == ("crasher", FAST.max_restarts + 1)
     assert isinstance(error.last_error, Boom)
     [gave_up_log] = named(logs, "actor_gave_up")
@@ -315,25 +315,17 @@ async def test_the_supervisors_on_give_up_takes_a_child_without_one_and_the_othe
 async def test_a_childs_own_on_give_up_comes_before_the_supervisors(
     start: Start, autojump_clock: trio.testing.MockClock
 ) -> None:
-    handled: list[str] = []
-    gave_up = trio.Event()
-
-    def handler(owner: str) -> Callable[[SupervisorGaveUp], None]:
-        def on_give_up(error: SupervisorGaveUp) -> None:
-            handled.append(f"{owner}: {error.name}")
-            gave_up.set()
-
-        return on_give_up
-
-    supervisor = Supervisor("test", policy=FAST, on_give_up=handler("supervisor"))
+    supervisors, childs = GiveUps(), GiveUps()
+    supervisor = Supervisor("test", policy=FAST, on_give_up=supervisors)
     await start(supervisor)
     crasher = Incarnations(lambda number: CrashesUntil(number, healthy_from=100))
 
-    await supervisor.start_child("crasher", crasher, on_give_up=handler("child"))
+    await supervisor.start_child("crasher", crasher, on_give_up=childs)
     with trio.fail_after(100):
-        await gave_up.wait()
+        await childs.called.wait()
 
-    assert handled == ["child: crasher"]
+    assert [error.name for error in childs.errors] == ["crasher"]
+    assert supervisors.errors == []
     assert supervisor.running
 
 
