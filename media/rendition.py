@@ -135,6 +135,7 @@ class RenditionWriter:
             height=self.rung.height,
             bitrate=self.rung.maxrate + self._audio_bitrate,
             playlist=self._playlist_name,
+            codecs=self._codecs,
         )
 
     def playable_variant(self) -> hls.Variant:
@@ -152,14 +153,16 @@ class RenditionWriter:
             self._hls.close()
             hls.finish_playlist(self._playlist)
             variant = self._variant(hls.measure_bandwidth(self._playlist))
-        mp4_bits = (self._staging.outdir / self._mp4_name).stat().st_size * 8
+        size = (self._staging.outdir / self._mp4_name).stat().st_size
         rendition = Rendition(
             label=self.rung.label,
             width=self.rung.width,
             height=self.rung.height,
-            bitrate=round(mp4_bits * self._rate / max(1, self._ticks)),
+            bitrate=round(size * 8 * self._rate / max(1, self._ticks)),
             mp4=self._mp4_name,
             playlist=self._playlist_name,
+            codecs=self._codecs,
+            size=size,
         )
         return FinishedRendition(rendition, variant, preview)
 

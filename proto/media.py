@@ -28,6 +28,9 @@ class Rendition(msgspec.Struct, frozen=True, gc=False):
     # (a `RenditionReady` sent while the job runs). Set in `Done`'s manifest.
     mp4: str | None = None
     playlist: str | None = None  # HLS media playlist, e.g. "hls/720p/index.m3u8"
+    # RFC 6381 codecs, as the HLS master's CODECS attribute: "avc1.64001f,mp4a.40.2".
+    codecs: str | None = None
+    size: int | None = None  # bytes of the MP4, once it is complete
 
 
 class Storyboard(msgspec.Struct, frozen=True, gc=False):

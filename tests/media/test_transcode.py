@@ -309,3 +309,18 @@ def test_a_failure_inside_a_rendition_stops_the_job_and_removes_its_files(
     with pytest.raises(FileNotFoundError, match=r"hls/90p"):
         transcode(shelf.get("long_small.mp4"), tmp_path, pull_the_volume)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_each_rendition_names_its_codecs_as_the_master_does_and_its_mp4s_size(
+    shelf: ClipShelf, tmp_path: Path
+) -> None:
+    job = run(shelf.get("small.mp4"), tmp_path / "out")
+    master = job.path(job.manifest.hls_master).read_text()
+    ready = [f.rendition for f in job.frames if isinstance(f, RenditionReady)]
+    for rendition in [*ready, *job.manifest.renditions]:
+        assert rendition.codecs is not None
+        assert rendition.codecs.endswith(",mp4a.40.2")
+        assert f'CODECS="{rendition.codecs}"' in master
+    for rendition in [*ready, *job.manifest.renditions]:
+        mp4 = rendition.mp4
+        assert rendition.size == (None if mp4 is None else job.path(mp4).stat().st_size)
