@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+import trio
+from tusclient.client import TusClient
 
 from tests.e2e.nodes import run_cli
 from tests.polling import eventually
@@ -47,6 +50,19 @@ class Admin:
         )
         assert manifest["status"] == "ready", manifest
         return manifest
+
+    async def publish(self, clip: Path) -> tuple[int, dict]:
+        """A new video content with `clip` uploaded (tus, through whatever `client` talks to)
+        and transcoded: its id and ready manifest."""
+        content_id = await self.video_content()
+        uploader = TusClient(f"{self.client.base_url}/api/v1/uploads", headers=self.auth)
+        upload = uploader.uploader(
+            file_path=str(clip),
+            metadata={"content_id": str(content_id), "filename": clip.name},
+            retries=0,
+        )
+        await trio.to_thread.run_sync(upload.upload)
+        return content_id, await self.ready(content_id)
 
     async def job_of(self, content_id: int) -> dict:
         jobs = (await self.client.get("/api/v1/jobs", headers=self.auth)).json()
