@@ -36,14 +36,24 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: install system-deps
+# The benchmarks' Python peers (pyproject's `bench` extra), on top of the test install.
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $@
+
+bench: install system-deps $(BENCH_STAMP)
 	@command -v ffmpeg >/dev/null || { \
 	  echo "installing ffmpeg (the transcode benchmark's baseline)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
+	@command -v wrk >/dev/null || { \
+	  echo "installing wrk (the streaming benchmark's load)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m tests.bench.bridge
 	$(BIN)/python -m tests.bench.progress
 	$(BIN)/python -m tests.bench.live
 	$(BIN)/python -m tests.bench.transcode
+	$(BIN)/python -m tests.bench.streaming
 
 clean:
 	rm -rf $(VENV) .lms .pytest_cache .ruff_cache
