@@ -21,6 +21,7 @@ from lms.http import (
     streaming,
     uploads,
     users,
+    watch_page,
     ws,
 )
 from lms.http.errors import install_error_handlers
@@ -49,7 +50,7 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
     install_error_handlers(app)
     for module in (auth, users, courses, health, progress, announcements, ws, live_page):
         app.register_blueprint(module.blueprint)
-    for module in (uploads, jobs, streaming, docs):
+    for module in (uploads, jobs, streaming, docs, watch_page):
         app.register_blueprint(module.blueprint)
     # Upload routes stream bodies past MAX_CONTENT_LENGTH: each request gets its route's limit.
     app.asgi_http_class = uploads.BodyLimits  # type: ignore[assignment]
