@@ -29,7 +29,7 @@ from lms.accounts.service import Accounts
 from lms.accounts.tokens import TokenIssuer
 from lms.catalog.service import Catalog
 from lms.config import Settings
-from lms.demo import DemoLogins, seed_demo
+from lms.demo import Demo, seed_demo
 from lms.health import NodeHealth
 from lms.heap import settle_after_startup
 from lms.http.app import create_app
@@ -173,7 +173,7 @@ async def serve(
                 given_up = actors.given_up
                 services = _services(settings, store, actors)
                 app = create_app(services, max_body_bytes=settings.max_body_bytes)
-                demo = await seed_demo(store.db) if settings.seed_demo else None
+                demo = await seed_demo(store.db, services.uploads) if settings.seed_demo else None
                 async with trio.open_nursery() as http:
                     binds = await http.start(
                         partial(
@@ -350,11 +350,12 @@ def _hypercorn_config(settings: Settings) -> hypercorn.config.Config:
     return config
 
 
-def _announce(url: str, settings: Settings, store: Store, demo: DemoLogins | None) -> None:
+def _announce(url: str, settings: Settings, store: Store, demo: Demo | None) -> None:
     lines = [
         f"LMS node {settings.node_id} listening on {url}",
         f"  health:   {url}/health",
         f"  API docs: {url}/docs",
+        f"  jobs:     {url}/admin/jobs",
     ]
     if store.embedded is not None:
         # Not always under LMS_DATA_DIR: see lms/store/postgres_cluster.py `place_cluster`.
@@ -362,4 +363,8 @@ def _announce(url: str, settings: Settings, store: Store, demo: DemoLogins | Non
         lines.append(f"  database: embedded PostgreSQL in {data_dir}")
     if demo is not None:
         lines.append(f"  demo logins: {demo.instructor} / {demo.learner}, password {demo.password}")
+        if demo.lecture_id is not None:
+            lines.append(f"  watch:    {url}/watch/{demo.lecture_id}  (the demo lecture)")
+        if demo.course_id is not None:
+            lines.append(f"  live:     {url}/live/{demo.course_id}  (the demo course's room)")
     print("\n".join(lines), flush=True)

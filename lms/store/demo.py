@@ -2,18 +2,62 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import asyncpg
+
+from proto.api import Role
+
+
+@dataclass(frozen=True)
+class Lecture:
+    """The demo course's video lecture, and who teaches it."""
+
+    instructor_id: int
+    instructor_role: Role
+    course_id: int
+    content_id: int
+    has_source: bool  # a transcode job or a published video, so nothing to make
 
 
 async def seed(
     conn: asyncpg.Connection, password_hash: str, instructor_email: str, learner_email: str
-) -> None:
+) -> Lecture | None:
     """The demo instructor and learner (both with `password_hash`), and the demo course with
-    the learner enrolled, unless any course exists already."""
+    the learner enrolled, unless any course exists already; then the demo lecture."""
     # Two nodes starting together on one database must seed once.
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('lms_demo_seed'))")
-    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM courses)"):
-        return
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM courses)"):
+        await _insert(conn, password_hash, instructor_email, learner_email)
+    return await lecture(conn, instructor_email)
+
+
+async def lecture(conn: asyncpg.Connection, instructor_email: str) -> Lecture | None:
+    """The first video content of the demo instructor's first course; None when the demo was
+    never seeded (courses existed before) or its course or lecture was deleted since."""
+    row = await conn.fetchrow(
+        """
+        SELECT u.id AS instructor_id, u.role AS instructor_role, co.id AS course_id,
+               c.id AS content_id,
+               EXISTS (SELECT 1 FROM jobs j WHERE j.content_id = c.id)
+                   OR EXISTS (SELECT 1 FROM videos v WHERE v.content_id = c.id) AS has_source
+        FROM users u
+        JOIN courses co ON co.owner_id = u.id
+        JOIN contents c ON c.course_id = co.id AND c.kind = 'video'
+        WHERE lower(u.email) = lower($1)
+        ORDER BY co.id, c.position, c.id
+        LIMIT 1
+        """,
+        instructor_email,
+    )
+    if row is None:
+        return None
+    return Lecture(**{**dict(row), "instructor_role": Role(row["instructor_role"])})
+
+
+async def _insert(
+    conn: asyncpg.Connection, password_hash: str, instructor_email: str, learner_email: str
+) -> None:
     instructor = await conn.fetchval(
         """
         INSERT INTO users (email, name, password_hash, role)
@@ -34,7 +78,7 @@ async def seed(
         """,
         instructor,
         "Welcome to the LMS",
-        "A demo course: one text lesson and one video slot waiting for an upload.",
+        "A demo course: one text lesson and a short lecture to watch.",
     )
     module = await conn.fetchval(
         "INSERT INTO modules (course_id, title, position) VALUES ($1, 'Getting started', 0) "

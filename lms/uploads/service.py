@@ -16,8 +16,9 @@ has its job, and an upload never gets two.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 import trio
@@ -235,18 +236,51 @@ class Uploads:
         self, who: Principal, course_id: int, content_id: int, file: MultipartFile
     ) -> JobView:
         """Store a whole file sent in one request and queue its transcode."""
+
+        async def write(upload_id: str) -> tuple[str, int]:
+            size = await self._write_whole(upload_id, file)
+            # Read after the bytes: the form names its file only once they begin.
+            return file.filename or "upload", size
+
+        return await self._store_whole(who, course_id, content_id, write)
+
+    async def make_file(
+        self,
+        who: Principal,
+        course_id: int,
+        content_id: int,
+        filename: str,
+        make: Callable[[Path], object],
+    ) -> JobView:
+        """Queue the transcode of a file the node makes itself (the demo's lecture) as if `who`
+        had uploaded it: `make(path)` writes the whole file, in a worker thread."""
+
+        async def write(upload_id: str) -> tuple[str, int]:
+            return filename, await self._files.make(upload_id, make)
+
+        return await self._store_whole(who, course_id, content_id, write)
+
+    async def _store_whole(
+        self,
+        who: Principal,
+        course_id: int,
+        content_id: int,
+        write: Callable[[str], Awaitable[tuple[str, int]]],
+    ) -> JobView:
+        """A whole file that `write(upload_id)` puts in place (returning its name and size):
+        its upload, complete, and its transcode job; nothing of it is left if this fails."""
         await self._db.transaction(uploads.check_target, who, content_id, course_id)
         upload_id = str(uuid.uuid4())
         await self._files.create(upload_id)
         try:
-            size = await self._write_whole(upload_id, file)
+            filename, size = await write(upload_id)
             await self._files.finish(upload_id)
             jobs = await self._db.transaction(
                 uploads.insert_complete,
                 who,
                 course_id=course_id,
                 content_id=content_id,
-                filename=(file.filename or "upload")[: tus.MAX_FILENAME],
+                filename=filename[: tus.MAX_FILENAME],
                 upload_id=upload_id,
                 size=size,
                 source=self._files.source(upload_id),

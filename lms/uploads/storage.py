@@ -17,7 +17,7 @@ import contextlib
 import errno
 import fcntl
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -102,6 +102,19 @@ class UploadFiles:
                     ) from None
                 raise
             yield Appender(file)
+
+    async def make(self, upload_id: str, write: Callable[[Path], object]) -> int:
+        """Have `write(path)` write the whole of a new upload's `.part`, in a worker thread
+        (making a file, a video say, is CPU work); returns its size once it is on disk."""
+
+        def make() -> int:
+            part = self._part(upload_id)
+            write(part)
+            with part.open("rb") as written:
+                os.fsync(written.fileno())
+                return os.fstat(written.fileno()).st_size
+
+        return await trio.to_thread.run_sync(make)
 
     async def finish(self, upload_id: str) -> None:
         """Give the complete `.part` its final name too (idempotent)."""
