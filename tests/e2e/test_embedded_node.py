@@ -179,8 +179,9 @@ async def test_a_newcomer_watches_the_demo_lecture_the_banner_names_and_a_restar
             assert master.status_code == 200
             assert master.text.startswith("#EXTM3U")
             assert {r["label"] for r in playable["renditions"]} == {"480p", "360p"}
-            for page in (banner["live"].split()[0], banner["jobs"]):
-                assert (await client.get(page)).status_code == 200
+            for label in ("watch", "live", "jobs"):
+                page = await client.get(banner[label].split()[0])
+                assert page.status_code == 200, label
 
             teacher = await sign_in(client, INSTRUCTOR_EMAIL)
             assert [job["state"] for job in await jobs_of(client, teacher, lecture_id)] == ["done"]
