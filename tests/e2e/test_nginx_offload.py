@@ -7,6 +7,7 @@ X-Accel-Redirect and sent by nginx, byte for byte the file on disk.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,11 +18,13 @@ import httpx
 import pytest
 import trio
 
+from lms.domain.media_types import CONTENT_TYPES, content_type
 from lms.domain.media_urls import MediaFile, key_map, parse_keys, signature, verify
+from lms.domain.ranges import MAX_RANGES
 from media.synthetic import write_clip
 from tests.e2e.admins import Admin, create_admin, signed_in
 from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
-from tests.nginx import Nginx, render_lms_conf, start_nginx, write_media_keys
+from tests.nginx import LMS_CONF, Nginx, render_lms_conf, start_nginx, write_media_keys
 from tests.services import scratch_dir
 
 pytestmark = pytest.mark.e2e
@@ -200,3 +203,14 @@ async def test_a_bearer_download_through_nginx_is_the_file_on_disk_to_the_byte(
 
     # nginx's internal location is not a way around the check.
     assert (await client.get(f"/_media/{media_file.path}")).status_code == 404
+
+
+def test_nginx_names_media_types_and_caps_ranges_as_the_node_does() -> None:
+    conf = LMS_CONF.read_text()
+    [block] = re.findall(r"\n    types \{\n(.*?)\n    \}", conf, re.DOTALL)
+    types = {}
+    for mime, extensions in re.findall(r'^ *("[^"]*"|\S+) +([^;"]+);$', block, re.MULTILINE):
+        types.update({f".{extension}": mime.strip('"') for extension in extensions.split()})
+    for extension in [*CONTENT_TYPES, ".jpg"]:
+        assert types[extension] == content_type(f"file{extension}"), extension
+    assert re.findall(r"\bmax_ranges (\d+);", conf) == [str(MAX_RANGES)]
