@@ -6,8 +6,11 @@ enrolment and the stored row with its version; Python checks each write against 
 merges it (`lms.domain.progress`); the second writes the rows that changed - updating an
 existing row only where its version is still the one read and the rules and enrolment it was
 merged under still hold, inserting a missing one only if nobody inserted it meanwhile - and
-says which rows it wrote. A write that is refused does not disturb the others: refusals are
-values in the result, not exceptions.
+says which rows it wrote. The same statement adds what each row it wrote newly credited (the
+watched seconds its merge gained over the row it replaced, and a completion if it became
+completed) to the learner's UTC hour in `activity_hourly`: credit follows the row actually
+written, so a repeat, or a row another writer got to first, adds nothing. A write that is
+refused does not disturb the others: refusals are values in the result, not exceptions.
 
 The writer's `ProgressRows` also remembers the rows it last read or wrote, with their rules,
 and reads only the rows it does not remember: a learner's heartbeats go to the same node, so
@@ -32,7 +35,7 @@ third off the node's CPU for a batch of 25 heartbeats.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -71,6 +74,10 @@ ROW_MEMORY = 50_000
 MAX_ATTEMPTS = 8
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class BatchContended(Exception):
     """Other writers kept writing this batch's rows between its read and its write."""
 
@@ -102,10 +109,18 @@ class ProgressRows:
     flight on disjoint rows anyway, so that each row's writes commit in the order sent.)
     """
 
-    def __init__(self, capacity: int = ROW_MEMORY) -> None:
+    def __init__(
+        self,
+        capacity: int = ROW_MEMORY,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        """`clock` gives each round's time: rows' `updated_at`, completion times and the hour
+        their activity is credited to."""
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, not {capacity}")
         self._capacity = capacity
+        self._clock = clock
         self._known: dict[Key, _Known] = {}
 
     async def apply_batch(
@@ -121,7 +136,7 @@ class ProgressRows:
         shown: set[int] = set()  # writes whose change an earlier round stored: still news
         recall = self._capacity > 0
         for _ in range(MAX_ATTEMPTS):
-            now = datetime.now(UTC)
+            now = self._clock()
             known = {key: self._known[key] for key in keys if key in self._known} if recall else {}
             rules, enrolled, stored = await _read(conn, [key for key in keys if key not in known])
             for (user, content), row in known.items():
@@ -321,7 +336,8 @@ async def _write(
     """Write the rows in one statement, each only if nobody wrote it since it was read (its
     version is unchanged; a missing row is still missing) and an existing row's rules and
     enrolment are still those it was merged under; return the keys written, with the version
-    each now has.
+    each now has. Each row written adds its gain to its learner's hour of `now` in
+    `activity_hourly` (see the module's docstring).
 
     The rows travel as one JSON parameter, encoded by msgspec and unpacked by
     `json_to_recordset`: column arrays cost the node ~100 us more per batch of 25 (asyncpg
@@ -357,7 +373,8 @@ async def _write(
                       threshold float8)
         ),
         locked AS (
-            SELECT p.user_id, p.content_id
+            SELECT p.user_id, p.content_id, p.watched_seconds AS was_watched,
+                   p.completed_at IS NOT NULL AS was_completed
             FROM progress p
             JOIN k USING (user_id, content_id)
             JOIN contents c ON c.id = k.content_id
@@ -377,7 +394,9 @@ async def _write(
                 completed_at = k.completed_at, updated_at = $2, version = p.version + 1
             FROM k JOIN locked USING (user_id, content_id)
             WHERE p.user_id = k.user_id AND p.content_id = k.content_id
-            RETURNING p.user_id, p.content_id, p.version
+            RETURNING p.user_id, p.content_id, p.version, p.course_id,
+                      greatest(k.watched - locked.was_watched, 0) AS gained,
+                      k.completed_at IS NOT NULL AND NOT locked.was_completed AS completes
         ),
         inserted AS (
             INSERT INTO progress (user_id, content_id, course_id, position, position_at, played,
@@ -387,7 +406,24 @@ async def _write(
             FROM k WHERE version IS NULL
             ORDER BY user_id, content_id
             ON CONFLICT (user_id, content_id) DO NOTHING
-            RETURNING user_id, content_id, version
+            RETURNING user_id, content_id, version, course_id, watched_seconds AS gained,
+                      completed_at IS NOT NULL AS completes
+        ),
+        credited AS (
+            SELECT user_id, content_id, course_id, gained, completes FROM updated
+            UNION ALL
+            SELECT user_id, content_id, course_id, gained, completes FROM inserted
+        ),
+        activity AS (
+            INSERT INTO activity_hourly AS a (user_id, content_id, hour, course_id,
+                                              watched_seconds, completions)
+            SELECT user_id, content_id, date_trunc('hour', $2::timestamptz, 'UTC'), course_id,
+                   gained, completes::int
+            FROM credited WHERE gained > 0 OR completes
+            ORDER BY user_id, content_id
+            ON CONFLICT (user_id, content_id, hour) DO UPDATE
+            SET watched_seconds = a.watched_seconds + excluded.watched_seconds,
+                completions = a.completions + excluded.completions
         )
         SELECT user_id, content_id, version FROM updated
         UNION ALL
