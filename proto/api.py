@@ -28,6 +28,15 @@ Title = Annotated[str, Meta(min_length=1, max_length=300)]
 Description = Annotated[str, Meta(max_length=20_000)]
 Position = Annotated[int, Meta(ge=0, le=1_000_000)]
 Threshold = Annotated[float, Meta(gt=0.0, le=1.0)]
+TimeZone = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=64,
+        description="An IANA time zone name, such as `Europe/Paris`; the user's days are "
+        "counted in it.",
+    ),
+]
 # Ids are bigint columns: a larger number names nothing (and would fail in the query).
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
@@ -85,12 +94,14 @@ class User(Response):
     email: str
     name: str
     role: Role
+    time_zone: str
     created_at: datetime
 
 
 class UserPatch(Request):
     name: Name | UnsetType = UNSET
     role: Role | UnsetType = UNSET
+    time_zone: TimeZone | UnsetType = UNSET
 
 
 # --- courses, modules, contents ---------------------------------------------------------------

@@ -3,12 +3,15 @@ with storage and hashing passed in."""
 
 from __future__ import annotations
 
+import functools
+import zoneinfo
+
 import structlog
 
 from lms.accounts.passwords import hash_password, needs_rehash, verify_password
 from lms.accounts.tokens import TokenIssuer
 from lms.domain.access import Principal, Standing, may_edit_user
-from lms.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from lms.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from lms.store import users
 from lms.store.database import Database
 from lms.store.rows import changes
@@ -100,6 +103,11 @@ class Accounts:
         values = changes(patch)
         if not may_edit_user(who, user_id, changes_role="role" in values):
             raise Forbidden("only an admin may change roles or edit other users")
+        if "time_zone" in values and values["time_zone"] not in _time_zones():
+            raise Invalid(
+                f"{values['time_zone']!r} is not an IANA time zone name; send one such as "
+                "'Europe/Paris' or 'UTC' - at `$.time_zone`"
+            )
         user = await self._db.transaction(users.update_user, user_id, values)
         if user is None:
             raise NotFound(f"no user with id {user_id}")
@@ -120,3 +128,10 @@ class Accounts:
             refresh_token=refresh_token,
             expires_in=self._issuer.access_ttl,
         )
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    """The IANA zone names this machine knows (read once: it walks the zone files, ~0.1 s).
+    `localtime` is this machine's own zone, not a name a user could mean."""
+    return frozenset(zoneinfo.available_timezones() - {"localtime"})

@@ -1,4 +1,4 @@
-"""`/api/v1/users`: who am I, and admin edits of users (roles)."""
+"""`/api/v1/users`: who am I, your own settings, and admin edits of users (roles)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,16 @@ blueprint = Blueprint("users", __name__, url_prefix="/api/v1/users")
 @returns(User)
 async def me(who: Principal) -> Response:
     return respond(await services().accounts.me(who))
+
+
+@blueprint.patch("/me")
+@tag(["users"])
+@authenticated
+@json_body(UserPatch)
+@returns(User)
+async def edit_me(who: Principal, body: UserPatch) -> Response:
+    """Change your name or your `time_zone` (an IANA name; your days are counted in it)."""
+    return respond(await services().accounts.edit(who, who.user_id, body))
 
 
 @blueprint.patch("/<int:user_id>")

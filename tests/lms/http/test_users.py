@@ -129,3 +129,44 @@ async def test_renaming_yourself_keeps_your_session(api: httpx.AsyncClient, lear
     )
     assert renamed.status_code == 200
     assert (await api.get("/api/v1/users/me", headers=learner.auth)).status_code == 200
+
+
+async def test_a_new_user_counts_days_in_utc_until_they_set_their_time_zone(
+    api: httpx.AsyncClient, learner: Login
+) -> None:
+    me = await api.get("/api/v1/users/me", headers=learner.auth)
+    assert me.json()["time_zone"] == "UTC"
+
+    changed = await api.patch(
+        "/api/v1/users/me", json={"time_zone": "America/Sao_Paulo"}, headers=learner.auth
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["time_zone"] == "America/Sao_Paulo"
+    me = await api.get("/api/v1/users/me", headers=learner.auth)
+    assert (me.json()["time_zone"], me.json()["name"]) == ("America/Sao_Paulo", "Test User")
+
+
+async def test_a_time_zone_that_is_not_an_iana_name_is_refused_naming_the_field(
+    api: httpx.AsyncClient, learner: Login
+) -> None:
+    for bad in ("Mars/Olympus_Mons", "utc", "localtime", "../../etc/passwd", "", "x" * 65, 5):
+        response = await api.patch(
+            "/api/v1/users/me", json={"time_zone": bad}, headers=learner.auth
+        )
+        assert response.status_code == 422, (bad, response.text)
+        assert "time_zone" in response.json()["error"]["message"], bad
+    me = await api.get("/api/v1/users/me", headers=learner.auth)
+    assert me.json()["time_zone"] == "UTC"
+
+
+async def test_patching_yourself_renames_you_but_cannot_change_your_role(
+    api: httpx.AsyncClient, learner: Login
+) -> None:
+    renamed = await api.patch(
+        "/api/v1/users/me", json={"name": "Lea", "time_zone": "Asia/Kolkata"}, headers=learner.auth
+    )
+    assert (renamed.json()["name"], renamed.json()["time_zone"]) == ("Lea", "Asia/Kolkata")
+    promoted = await api.patch("/api/v1/users/me", json={"role": "admin"}, headers=learner.auth)
+    assert promoted.status_code == 403
+    unauthenticated = await api.patch("/api/v1/users/me", json={"time_zone": "UTC"})
+    assert unauthenticated.status_code == 401
