@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Protocol
 
 from lms.domain.local_days import local_date
 
@@ -40,13 +41,17 @@ class InvalidRange(ValueError):
     """A range of dates that cannot be charted; the message says why, in words for the client."""
 
 
-@dataclass(frozen=True, slots=True)
-class HourlyActivity:
-    """One learner's activity in one UTC hour (summed over contents, or for one content)."""
+class HourActivity(Protocol):
+    """What `buckets` reads of one hour's activity (`lms.store.activity.HourActivity`)."""
 
-    hour: datetime  # the hour's start, with its time zone
-    watched_seconds: float
-    completions: int
+    @property
+    def hour(self) -> datetime: ...  # the hour's start, with its time zone
+
+    @property
+    def watched_seconds(self) -> float: ...
+
+    @property
+    def completions(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +64,7 @@ class WatchTime:
 
 
 def buckets(
-    activity: Iterable[HourlyActivity], zone: tzinfo, *, bucket: Bucket, first: date, last: date
+    activity: Iterable[HourActivity], zone: tzinfo, *, bucket: Bucket, first: date, last: date
 ) -> list[WatchTime]:
     """Activity summed into `bucket`s over the local dates `first..last` (inclusive) in `zone`.
 

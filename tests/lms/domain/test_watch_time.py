@@ -11,11 +11,11 @@ from lms.domain.local_days import local_date
 from lms.domain.watch_time import (
     MAX_BUCKETS,
     Bucket,
-    HourlyActivity,
     InvalidRange,
     WatchTime,
     buckets,
 )
+from lms.store.activity import HourActivity
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FIRST = date(2024, 3, 20)
@@ -23,7 +23,7 @@ LAST = date(2024, 4, 20)
 
 activity = st.lists(
     st.builds(
-        HourlyActivity,
+        HourActivity,
         hour=st.integers(min_value=0, max_value=40 * 24).map(
             lambda h: datetime(2024, 3, 15, tzinfo=UTC) + timedelta(hours=h)
         ),
@@ -35,12 +35,12 @@ activity = st.lists(
 zones = st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]).map(ZoneInfo)
 
 
-def at_local(day: date, hour: int, seconds: float, completions: int = 0) -> HourlyActivity:
+def at_local(day: date, hour: int, seconds: float, completions: int = 0) -> HourActivity:
     start = datetime.combine(day, time(hour), BERLIN).astimezone(UTC)
-    return HourlyActivity(hour=start, watched_seconds=seconds, completions=completions)
+    return HourActivity(hour=start, watched_seconds=seconds, completions=completions)
 
 
-def in_range(rows: list[HourlyActivity], zone: ZoneInfo) -> list[HourlyActivity]:
+def in_range(rows: list[HourActivity], zone: ZoneInfo) -> list[HourActivity]:
     return [r for r in rows if FIRST <= local_date(r.hour, zone) <= LAST]
 
 
@@ -85,7 +85,7 @@ def test_a_learner_with_no_activity_gets_every_bucket_empty() -> None:
 def test_the_25_hour_autumn_day_collects_all_its_hours() -> None:
     day = date(2024, 10, 27)
     start = datetime(2024, 10, 26, 22, tzinfo=UTC)  # local midnight, CEST
-    rows = [HourlyActivity(start + timedelta(hours=h), 60.0, 0) for h in range(26)]
+    rows = [HourActivity(start + timedelta(hours=h), 60.0, 0) for h in range(26)]
     chart = buckets(rows, BERLIN, bucket=Bucket.DAY, first=day, last=day + timedelta(days=1))
     assert chart == [WatchTime(day, 25 * 60.0, 0), WatchTime(day + timedelta(days=1), 60.0, 0)]
 
