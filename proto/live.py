@@ -13,6 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from proto.api import Request
+from proto.cache import TagsInvalidated
 from proto.events import JobChanged, ProgressChanged
 from proto.frames import AnnouncementText, LearnerProgress, Member
 
@@ -73,7 +74,16 @@ class Announced(msgspec.Struct, frozen=True, gc=False, tag="announced"):
     audience: list[int]
 
 
-LiveMessage = ProgressChanged | JobChanged | Joined | Moved | Left | PresenceSync | Announced
+LiveMessage = (
+    ProgressChanged
+    | JobChanged
+    | Joined
+    | Moved
+    | Left
+    | PresenceSync
+    | Announced
+    | TagsInvalidated
+)
 
 
 class Envelope(msgspec.Struct, frozen=True, gc=False, array_like=True):
