@@ -98,6 +98,7 @@ class Cache:
       bus: the node's Bus; without one, invalidations stay on this node.
       redis: the Redis tier; without one, the memory tier alone.
       jitter: every ttl is shortened by up to this share of itself, at random.
+      draw: the random numbers in [0, 1) the jitter is drawn from.
     """
 
     def __init__(
