@@ -414,13 +414,28 @@ async def _write(
             UNION ALL
             SELECT user_id, content_id, course_id, gained, completes FROM inserted
         ),
-        activity AS (
+        -- The hours already there are updated and the rest inserted, rather than every row
+        -- going through ON CONFLICT DO UPDATE, whose conflict locks the row before updating it
+        -- (twice the WAL). Both see the statement's snapshot, so they split the rows between
+        -- them. Only a writer of the progress row adds to its hours, and this statement holds
+        -- the rows it wrote, at the versions it read: ON CONFLICT is a guard, not a path.
+        hour_updated AS (
+            UPDATE activity_hourly a
+            SET watched_seconds = a.watched_seconds + c.gained,
+                completions = a.completions + c.completes::int
+            FROM credited c
+            WHERE a.user_id = c.user_id AND a.content_id = c.content_id AND a.hour = $3
+              AND (c.gained > 0 OR c.completes)
+        ),
+        hour_inserted AS (
             INSERT INTO activity_hourly AS a (user_id, content_id, hour, course_id,
                                               watched_seconds, completions)
-            SELECT user_id, content_id, date_trunc('hour', $2::timestamptz, 'UTC'), course_id,
-                   gained, completes::int
-            FROM credited WHERE gained > 0 OR completes
-            ORDER BY user_id, content_id
+            SELECT user_id, content_id, $3, course_id, gained, completes::int
+            FROM credited c
+            WHERE (gained > 0 OR completes)
+              AND NOT EXISTS (SELECT FROM activity_hourly a
+                              WHERE a.user_id = c.user_id AND a.content_id = c.content_id
+                                AND a.hour = $3)
             ON CONFLICT (user_id, content_id, hour) DO UPDATE
             SET watched_seconds = a.watched_seconds + excluded.watched_seconds,
                 completions = a.completions + excluded.completions
@@ -431,6 +446,7 @@ async def _write(
         """,
         body.decode(),
         now,
+        now.astimezone(UTC).replace(minute=0, second=0, microsecond=0),
     )
     return {(row["user_id"], row["content_id"]): row["version"] for row in found}
 

@@ -9,7 +9,7 @@
 CREATE TABLE activity_hourly (
     user_id         bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     content_id      bigint NOT NULL REFERENCES contents (id) ON DELETE CASCADE,
-    hour            timestamptz NOT NULL CHECK (hour = date_trunc('hour', hour, 'UTC')),
+    hour            timestamptz NOT NULL,  -- the start of a UTC hour
     course_id       bigint NOT NULL,
     watched_seconds double precision NOT NULL DEFAULT 0 CHECK (watched_seconds >= 0),
     completions     integer NOT NULL DEFAULT 0 CHECK (completions >= 0),
