@@ -1,17 +1,16 @@
 """`/api/v1/stream/video/{content_id}`: the manifest, and the files it points to, with ranges.
 
-Files are served by this node in 256 KiB reads off a thread, with single byte ranges (see
-`lms/domain/ranges.py` for what a Range header gets), `If-Range`, `ETag` and `If-None-Match`.
+Files are planned by `lms/domain/file_response.py` (ranges as nginx answers them, multipart
+byteranges, `If-Range`, `If-None-Match`, `If-Modified-Since`, HEAD) and sent by
+`lms/http/file_body.py`, the shell the signed media app uses too.
 A later "streaming edge" hands the bytes to nginx (X-Accel-Redirect) and signs URLs; the access
 checks stay here.
 """
 
 from __future__ import annotations
 
-import email.utils
 import mimetypes
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import trio
@@ -19,14 +18,12 @@ from quart import Blueprint, Response, request
 from quart_schema import tag
 
 from lms.domain.access import Principal
-from lms.domain.ranges import UNSATISFIABLE, WHOLE, ByteRange, parse_range, range_applies
-from lms.domain.ranges import unsatisfiable_range as unsatisfiable
+from lms.domain.file_response import FileFacts, plan_file_response
 from lms.errors import NotFound
-from lms.http.errors import error_response
+from lms.http.file_body import quart_response
 from lms.http.wire import authenticated, respond, returns, services
 from proto.jobs import VideoManifest
 
-CHUNK = 256 * 1024
 CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".m4s": "video/iso.segment",
@@ -111,52 +108,18 @@ async def serve_file(path: Path) -> Response:
         raise NotFound("this file is not ready") from None
     if not stat.S_ISREG(info.st_mode):
         raise NotFound("this file is not ready")
-    size = info.st_size
-    etag = f'"{info.st_mtime_ns:x}-{size:x}"'
-    last_modified = email.utils.formatdate(info.st_mtime, usegmt=True)
-    headers = {
-        "Accept-Ranges": "bytes",
-        "ETag": etag,
-        "Last-Modified": last_modified,
+    plan = plan_file_response(
+        request.method,
+        request.headers,
+        FileFacts(info.st_size, info.st_mtime_ns),
+        content_type=_content_type(path),
         # Revalidate every time: playlists grow while a video transcodes, and a re-upload
         # replaces every file under the same URL.
-        "Cache-Control": "private, no-cache",
-    }
-    if etag in request.headers.get("If-None-Match", ""):
-        return Response(b"", status=304, headers=headers)
-    wanted = parse_range(request.headers.get("Range"), size)
-    if not range_applies(request.headers.get("If-Range"), etag, last_modified):
-        wanted = WHOLE
-    if wanted is UNSATISFIABLE:
-        response = error_response(
-            416, "range_not_satisfiable", f"the file has {size} bytes; ask for a range inside it"
-        )
-        response.headers["Content-Range"] = unsatisfiable(size)
-        return response
-    status = 200
-    part = ByteRange(0, size - 1)
-    if isinstance(wanted, ByteRange):
-        status, part = 206, wanted
-        headers["Content-Range"] = part.content_range(size)
-    headers["Content-Type"] = _content_type(path)
-    headers["Content-Length"] = str(part.length)
-    response = Response(_read(path, part.first, part.length), status=status, headers=headers)
-    # A slow player on a long video takes as long as it takes.
-    response.timeout = None
-    return response
+        cache_control="private, no-cache",
+    )
+    return quart_response(path, plan)
 
 
 def _content_type(path: Path) -> str:
     known = CONTENT_TYPES.get(path.suffix.lower())
     return known or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-
-
-async def _read(path: Path, first: int, length: int) -> AsyncIterator[bytes]:
-    async with await trio.open_file(path, "rb") as file:
-        await file.seek(first)
-        while length > 0:
-            chunk = await file.read(min(CHUNK, length))
-            if not chunk:
-                return  # the file shrank under us; the client sees a short body
-            length -= len(chunk)
-            yield chunk
