@@ -32,6 +32,7 @@ from lms.config import Settings
 from lms.demo import Demo, seed_demo
 from lms.health import NodeHealth
 from lms.heap import settle_after_startup
+from lms.http import media_app
 from lms.http.app import create_app
 from lms.http.wire import Services
 from lms.jobs.pool import start_transcoder_pool
@@ -172,7 +173,10 @@ async def serve(
             ):
                 given_up = actors.given_up
                 services = _services(settings, store, actors)
-                app = create_app(services, max_body_bytes=settings.max_body_bytes)
+                # Signed media requests never reach Quart (lms/http/media_app.py).
+                app = media_app.wrap(
+                    create_app(services, max_body_bytes=settings.max_body_bytes), settings
+                )
                 demo = await seed_demo(store.db, services.uploads) if settings.seed_demo else None
                 async with trio.open_nursery() as http:
                     binds = await http.start(
@@ -332,7 +336,7 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
         live=LiveService(store.db, actors.live),
         jobs=jobs,
         uploads=Uploads.configured(settings, store.db, jobs),
-        videos=Videos(store.db, settings.media_dir),
+        videos=Videos.configured(settings, store.db),
         progress=ProgressService(store.db, group_committed(actors.progress)),
     )
 

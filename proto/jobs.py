@@ -141,18 +141,27 @@ class WorkerView(Response):
 
 
 class RenditionView(Response, omit_defaults=True):
+    """One quality. Its URLs are signed (they open without a token until the manifest's
+    `expires_at`); relative URIs inside its playlist inherit the signature."""
+
     label: str
     width: int
     height: int
     bitrate: int
     url: str | None  # progressive MP4 (HTTP ranges); None until its file is complete
     hls: str | None = None  # this rendition's HLS media playlist
+    codecs: str | None = None  # as in the HLS master's CODECS: "avc1.64001f,mp4a.40.2"
+    size: int | None = None  # bytes of the MP4, once complete
 
 
 class VideoManifest(Response, omit_defaults=True):
     status: JobStatus
     progress: float
     renditions: list[RenditionView]
+    # The asking viewer's saved position (seconds) and whether they completed the video.
+    resume_at: float
+    completed: bool
+    expires_at: int | None = None  # unix seconds: when the signed URLs below stop opening
     error: str | None = None
     hls_master: str | None = None
     thumbnail: str | None = None

@@ -2,14 +2,14 @@
 
 Files are planned by `lms/domain/file_response.py` (ranges as nginx answers them, multipart
 byteranges, `If-Range`, `If-None-Match`, `If-Modified-Since`, HEAD) and sent by
-`lms/http/file_body.py`, the shell the signed media app uses too.
-A later "streaming edge" hands the bytes to nginx (X-Accel-Redirect) and signs URLs; the access
-checks stay here.
+`lms/http/file_body.py`, the shell the signed media app uses too. With LMS_ACCEL_REDIRECT set,
+the access check stays here and nginx sends the bytes (`X-Accel-Redirect` into its internal
+location on the media volume). Players get signed URLs from the manifest instead
+(lms/http/media_app.py); these routes are for API clients holding a token.
 """
 
 from __future__ import annotations
 
-import mimetypes
 import stat
 from pathlib import Path
 
@@ -19,18 +19,11 @@ from quart_schema import tag
 
 from lms.domain.access import Principal
 from lms.domain.file_response import FileFacts, plan_file_response
+from lms.domain.media_types import content_type
 from lms.errors import NotFound
 from lms.http.file_body import quart_response
 from lms.http.wire import authenticated, respond, returns, services
 from proto.jobs import VideoManifest
-
-CONTENT_TYPES = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
-    ".ts": "video/mp2t",
-    ".vtt": "text/vtt; charset=utf-8",
-}
 
 # The file system refuses longer names (NAME_MAX) with an error of its own; the worker writes
 # short ones, so a longer request names no file. The path bound keeps far below PATH_MAX.
@@ -41,10 +34,6 @@ blueprint = Blueprint("streaming", __name__, url_prefix="/api/v1/stream/video")
 VIDEO = "/<int:content_id>"
 
 
-def _base(content_id: int) -> str:
-    return f"{blueprint.url_prefix}/{content_id}"
-
-
 @blueprint.get(VIDEO + "/manifest")
 @tag(["streaming"])
 @authenticated
@@ -52,14 +41,15 @@ def _base(content_id: int) -> str:
 async def manifest(content_id: int, who: Principal) -> Response:
     """What the video can play now: status (queued, probing, transcoding, ready, failed,
     cancelled), progress, and the renditions and files as soon as each is playable."""
-    return respond(await services().videos.manifest(who, content_id, _base(content_id)))
+    return respond(await services().videos.manifest(who, content_id))
 
 
 @blueprint.get(VIDEO)
 @tag(["streaming"])
 @authenticated
 async def rendition(content_id: int, who: Principal) -> Response:
-    """A progressive MP4 (`?quality=720p`; the best one without), with HTTP ranges."""
+    """A progressive MP4 (`?quality=720p`; the best one for `auto` or without), with HTTP
+    ranges."""
     quality = request.args.get("quality")
     return await serve_file(await services().videos.rendition(who, content_id, quality))
 
@@ -108,18 +98,23 @@ async def serve_file(path: Path) -> Response:
         raise NotFound("this file is not ready") from None
     if not stat.S_ISREG(info.st_mode):
         raise NotFound("this file is not ready")
+    # Revalidate every time: playlists grow while a video transcodes, and a re-upload replaces
+    # every file under the same URL.
+    cache_control = "private, no-cache"
+    redirect = services().videos.accel_redirect(path)
+    if redirect is not None:
+        # nginx answers ranges and conditionals itself, keeping these headers.
+        headers = {
+            "X-Accel-Redirect": redirect,
+            "Content-Type": content_type(path.name),
+            "Cache-Control": cache_control,
+        }
+        return Response(b"", headers=headers)
     plan = plan_file_response(
         request.method,
         request.headers,
         FileFacts(info.st_size, info.st_mtime_ns),
-        content_type=_content_type(path),
-        # Revalidate every time: playlists grow while a video transcodes, and a re-upload
-        # replaces every file under the same URL.
-        cache_control="private, no-cache",
+        content_type=content_type(path.name),
+        cache_control=cache_control,
     )
     return quart_response(path, plan)
-
-
-def _content_type(path: Path) -> str:
-    known = CONTENT_TYPES.get(path.suffix.lower())
-    return known or mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -6,18 +6,25 @@ come at the end). While a newer upload transcodes, the published video keeps pla
 manifest's status is the new job's. Enrolled learners, the course's instructor and admins may
 watch.
 
-Every file is found through the manifest, never through a path from the request alone: a
-rendition by its label, the thumbnail, the preview, the storyboard's two files by name, and HLS
-files by a path that must stay inside the `hls/` directory of the video.
+The manifest's URLs are signed (lms/domain/media_urls.py): each opens its file set - the
+published video's directory, or the running job's - without a token until `expires_at`, so
+`<video src>`, hls.js, a CDN and nginx fetch them directly; the access check is the manifest's.
+
+The Bearer routes stay for API clients. They find every file through the record, never through a
+path from the request alone: a rendition by its label, the thumbnail, the preview, the
+storyboard's two files by name, and HLS files by a path that must stay inside the `hls/`
+directory of the video.
 """
 
 from __future__ import annotations
 
-import re
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from lms.config import Settings
 from lms.domain.access import Principal, may_read_contents
+from lms.domain.media_urls import MediaUrls, plain_relative_path
 from lms.errors import Forbidden, NotFound
 from lms.store.database import Database
 from lms.store.videos import VideoRecord, video_record
@@ -30,8 +37,7 @@ from proto.media import MediaManifest, Rendition
 # from the first playable rendition on, so a player can start before the job ends.
 HLS_DIR = "hls"
 HLS_MASTER = f"{HLS_DIR}/master.m3u8"
-# One path segment a player may ask for: no separators, no leading dot (so no "..").
-_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+AUTO = "auto"  # `?quality=auto`: the best rendition there is
 
 
 @dataclass(frozen=True)
@@ -52,10 +58,11 @@ def playable(record: VideoRecord) -> Playable | None:
 
 
 def mp4_for(renditions: list[Rendition], quality: str | None) -> str | None:
-    """The MP4 of the rendition of that label, or of the tallest one when no quality is asked
-    for; None if there is none (yet: while a job runs, renditions play as HLS only)."""
+    """The MP4 of the rendition of that label, or of the tallest one for `auto` or when no
+    quality is asked for; None if there is none (yet: while a job runs, renditions play as HLS
+    only)."""
     with_mp4 = [r for r in renditions if r.mp4 is not None]
-    if quality is None:
+    if quality in (None, AUTO):
         best = max(with_mp4, key=lambda r: r.height, default=None)
     else:
         best = next((r for r in with_mp4 if r.label == quality), None)
@@ -65,17 +72,7 @@ def mp4_for(renditions: list[Rendition], quality: str | None) -> str | None:
 def hls_path(path: str) -> str | None:
     """`path` (as requested under `.../hls/`) inside the video's HLS dir, or None if it would
     leave it or is not a plain relative path."""
-    parts = path.split("/")
-    if not all(_SEGMENT.match(part) for part in parts):
-        return None
-    return str(PurePosixPath(HLS_DIR, *parts))
-
-
-def _hls_url(base: str, relative: str | None) -> str | None:
-    """The URL of a file the manifest names under the HLS dir; None for any other path."""
-    if relative is None or hls_path(relative.removeprefix(f"{HLS_DIR}/")) != relative:
-        return None
-    return f"{base}/{relative}"
+    return f"{HLS_DIR}/{path}" if plain_relative_path(path) else None
 
 
 def storyboard_files(manifest: MediaManifest | None) -> dict[str, str]:
@@ -87,19 +84,30 @@ def storyboard_files(manifest: MediaManifest | None) -> dict[str, str]:
     return {PurePosixPath(path).name: path for path in (board.vtt, board.image)}
 
 
-def build_manifest(record: VideoRecord, base: str) -> VideoManifest | None:
-    """The manifest a player reads (URLs under `base`); None when no video was ever uploaded."""
+def build_manifest(record: VideoRecord, urls: MediaUrls, now: float) -> VideoManifest | None:
+    """The manifest a player reads, its URLs signed by `urls` at `now`; None when no video was
+    ever uploaded."""
     job = record.job
     if job is None and record.published is None:
         return None
     found = playable(record)
-    media = None if found is None else found.manifest
-    renditions = [] if found is None else found.renditions
-    if media is not None:
-        master = media.hls_master
-    else:
-        master = HLS_MASTER if any(r.playlist for r in renditions) else None
-    vtt = None if media is None or media.storyboard is None else media.storyboard.vtt
+    expires = prefix = None
+    media = None
+    renditions: list[Rendition] = []
+    master = None
+    if found is not None:
+        media, renditions = found.manifest, found.renditions
+        expires = urls.expiry(now)
+        prefix = urls.fileset(found.root, expires)
+        if media is not None:
+            master = media.hls_master
+        elif any(r.playlist for r in renditions):
+            master = HLS_MASTER
+
+    def signed(file: str | None) -> str | None:
+        return None if file is None or prefix is None else f"{prefix}/{file}"
+
+    board = None if media is None else media.storyboard
     return VideoManifest(
         status=JobStatus.READY if job is None else job.status,
         progress=1.0 if job is None else job.progress,
@@ -110,23 +118,45 @@ def build_manifest(record: VideoRecord, base: str) -> VideoManifest | None:
                 width=r.width,
                 height=r.height,
                 bitrate=r.bitrate,
-                url=None if r.mp4 is None else f"{base}?quality={r.label}",
-                hls=_hls_url(base, r.playlist),
+                url=signed(r.mp4),
+                hls=signed(r.playlist),
+                codecs=r.codecs,
+                size=r.size if r.mp4 is not None else None,
             )
             for r in renditions
         ],
-        hls_master=_hls_url(base, master),
-        thumbnail=None if media is None else f"{base}/thumbnail",
-        storyboard=None if vtt is None else f"{base}/storyboard/{PurePosixPath(vtt).name}",
-        preview=None if media is None or media.preview is None else f"{base}/preview",
+        resume_at=record.position,
+        completed=record.completed,
+        expires_at=expires,
+        hls_master=signed(master),
+        thumbnail=None if media is None else signed(media.thumbnail),
+        storyboard=None if board is None else signed(board.vtt),
+        preview=None if media is None else signed(media.preview),
         duration=None if media is None else media.duration,
     )
 
 
 class Videos:
-    def __init__(self, db: Database, media_dir: Path) -> None:
+    def __init__(
+        self, db: Database, media_dir: Path, urls: MediaUrls, accel_redirect: str | None = None
+    ) -> None:
         self._db = db
         self._media_dir = media_dir
+        self._urls = urls
+        self._accel_redirect = accel_redirect
+
+    @classmethod
+    def configured(cls, settings: Settings, db: Database) -> Videos:
+        """Signing with the settings' media keys (after `Settings.with_secret`)."""
+        urls = MediaUrls(settings.media_keys, settings.media_url_ttl, settings.media_base_url)
+        return cls(db, settings.media_dir, urls, settings.accel_redirect)
+
+    def accel_redirect(self, path: Path) -> str | None:
+        """Where nginx's internal location finds `path` (a file this finds on the media volume)
+        for an `X-Accel-Redirect`; None when the node sends files itself."""
+        if self._accel_redirect is None:
+            return None
+        return self._accel_redirect + path.relative_to(self._media_dir).as_posix()
 
     async def _record(self, who: Principal, content_id: int) -> VideoRecord:
         record = await self._db.connection(video_record, content_id, who.user_id)
@@ -136,8 +166,8 @@ class Videos:
             raise Forbidden("enrol in this course to watch its videos")
         return record
 
-    async def manifest(self, who: Principal, content_id: int, base: str) -> VideoManifest:
-        manifest = build_manifest(await self._record(who, content_id), base)
+    async def manifest(self, who: Principal, content_id: int) -> VideoManifest:
+        manifest = build_manifest(await self._record(who, content_id), self._urls, time.time())
         if manifest is None:
             raise NotFound("no video has been uploaded to this content yet")
         return manifest

@@ -14,7 +14,8 @@ _manifest = msgspec.json.Decoder(MediaManifest)
 
 
 class VideoRecord(msgspec.Struct, frozen=True):
-    """A content's newest job, its published video, and who may see them."""
+    """A content's newest job, its published video, who may see them, and where the asking
+    user is in it."""
 
     owner_id: int
     kind: str
@@ -24,6 +25,8 @@ class VideoRecord(msgspec.Struct, frozen=True):
     job_workdir: str | None
     published: str | None
     manifest: MediaManifest | None
+    position: float = 0.0  # the asking user's saved position, seconds
+    completed: bool = False  # whether the asking user completed it
 
 
 async def video_record(
@@ -36,9 +39,11 @@ async def video_record(
             """
             SELECT c.kind, co.owner_id, v.path, v.manifest,
                 EXISTS (SELECT 1 FROM enrollments e
-                        WHERE e.course_id = c.course_id AND e.user_id = $2) AS enrolled
+                        WHERE e.course_id = c.course_id AND e.user_id = $2) AS enrolled,
+                coalesce(p.position, 0) AS position, p.completed_at IS NOT NULL AS completed
             FROM contents c JOIN courses co ON co.id = c.course_id
             LEFT JOIN videos v ON v.content_id = c.id
+            LEFT JOIN progress p ON p.user_id = $2 AND p.content_id = c.id
             WHERE c.id = $1
             """,
             content_id,
@@ -57,4 +62,6 @@ async def video_record(
         job_workdir=job["workdir"] if running else None,
         published=content["path"],
         manifest=None if content["manifest"] is None else _manifest.decode(content["manifest"]),
+        position=content["position"],
+        completed=content["completed"],
     )

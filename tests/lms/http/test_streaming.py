@@ -76,19 +76,22 @@ async def test_the_manifest_lists_renditions_and_files_of_a_transcoded_video(
     assert manifest["duration"] == pytest.approx(1.0, abs=0.1)
     [rendition] = manifest["renditions"]
     assert (rendition["width"], rendition["height"]) == (160, 90)
-    assert rendition["url"] == f"{video.base}?quality={rendition['label']}"
-    assert rendition["hls"].startswith(f"{video.base}/hls/")
-    assert manifest["hls_master"] == f"{video.base}/hls/master.m3u8"
-    assert manifest["thumbnail"] == f"{video.base}/thumbnail"
-    assert manifest["storyboard"] == f"{video.base}/storyboard/storyboard.vtt"
-    assert manifest["preview"] == f"{video.base}/preview"
+    # Signed URLs of the published file set (tests/lms/http/test_media_app.py opens them).
+    prefix = manifest["hls_master"].removesuffix("/hls/master.m3u8")
+    assert prefix.startswith("/media/")
+    assert f"/videos/{video.content_id}/" in prefix
+    assert rendition["url"] == f"{prefix}/{rendition['label']}.mp4"
+    assert rendition["hls"].startswith(f"{prefix}/hls/")
+    assert manifest["thumbnail"] == f"{prefix}/thumbnail.jpg"
+    assert manifest["storyboard"] == f"{prefix}/storyboard.vtt"
+    assert manifest["preview"] == f"{prefix}/preview.mp4"
 
 
 async def test_an_mp4_is_served_with_correct_byte_ranges(
     api: httpx.AsyncClient, admin: Login, small_clip: Path
 ) -> None:
     video = await publish_clip(api, admin, small_clip)
-    url = video.manifest["renditions"][0]["url"]
+    url = f"{video.base}?quality={video.manifest['renditions'][0]['label']}"
     auth = admin.auth
 
     whole = await api.get(url, headers=auth)
@@ -152,7 +155,7 @@ async def test_the_hls_master_and_everything_it_references_are_served(
     api: httpx.AsyncClient, admin: Login, small_clip: Path
 ) -> None:
     video = await publish_clip(api, admin, small_clip)
-    master_url = video.manifest["hls_master"]
+    master_url = f"{video.base}/hls/master.m3u8"
     master = await api.get(master_url, headers=admin.auth)
     assert master.status_code == 200
     assert master.headers["Content-Type"] == "application/vnd.apple.mpegurl"
@@ -173,18 +176,17 @@ async def test_the_hls_master_and_everything_it_references_are_served(
             segment = await api.get(playlist_url.rsplit("/", 1)[0] + "/" + name, headers=admin.auth)
             assert segment.status_code == 200, name
             assert len(segment.content) > 0
-    thumbnail = await api.get(video.manifest["thumbnail"], headers=admin.auth)
+    thumbnail = await api.get(f"{video.base}/thumbnail", headers=admin.auth)
     assert thumbnail.headers["Content-Type"] == "image/jpeg"
     assert thumbnail.content[:2] == b"\xff\xd8"
-    vtt = await api.get(video.manifest["storyboard"], headers=admin.auth)
+    storyboard = f"{video.base}/storyboard/storyboard.vtt"
+    vtt = await api.get(storyboard, headers=admin.auth)
     assert vtt.text.startswith("WEBVTT")
     image = vtt.text.split("\n\n")[1].splitlines()[1].split("#")[0]
-    sprite = await api.get(
-        video.manifest["storyboard"].rsplit("/", 1)[0] + "/" + image, headers=admin.auth
-    )
+    sprite = await api.get(storyboard.rsplit("/", 1)[0] + "/" + image, headers=admin.auth)
     assert sprite.status_code == 200
     assert sprite.headers["Content-Type"] == "image/jpeg"
-    preview = await api.get(video.manifest["preview"], headers=admin.auth)
+    preview = await api.get(f"{video.base}/preview", headers=admin.auth)
     assert preview.content[4:8] == b"ftyp"
 
 
@@ -194,9 +196,9 @@ async def test_only_enrolled_learners_the_owner_and_admins_may_watch(
     video = await publish_clip(api, instructor, small_clip)
     paths = [
         video.base + "/manifest",
-        video.manifest["renditions"][0]["url"],
-        video.manifest["hls_master"],
-        video.manifest["thumbnail"],
+        f"{video.base}?quality=auto",
+        video.base + "/hls/master.m3u8",
+        video.base + "/thumbnail",
     ]
     for path in paths:
         assert (await api.get(path, headers=learner.auth)).status_code == 403, path
@@ -271,3 +273,45 @@ async def test_an_hls_name_longer_than_the_file_system_allows_is_a_404_saying_so
     # The longest name a file system allows is asked for like any other, and is not there.
     missing = await api.get(f"{video.base}/hls/{'a' * 255}", headers=admin.auth)
     assert missing.status_code == 404
+
+
+async def test_quality_auto_is_the_best_rendition(
+    api: httpx.AsyncClient, admin: Login, small_clip: Path
+) -> None:
+    video = await publish_clip(api, admin, small_clip)
+    [rendition] = video.manifest["renditions"]
+    best = await api.get(f"{video.base}?quality=auto", headers=admin.auth)
+    named = await api.get(f"{video.base}?quality={rendition['label']}", headers=admin.auth)
+    assert best.status_code == 200
+    assert best.content == named.content
+    assert len(best.content) == rendition["size"]
+
+
+class TestBehindNginx:
+    """LMS_ACCEL_REDIRECT set: the node checks access and nginx sends the file."""
+
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return dataclasses.replace(settings, accel_redirect="/_media/")
+
+    async def test_a_bearer_download_is_handed_to_nginx_after_the_access_check(
+        self, api: httpx.AsyncClient, admin: Login, learner: Login, small_clip: Path
+    ) -> None:
+        video = await publish_clip(api, admin, small_clip)
+        [rendition] = video.manifest["renditions"]
+        # The file set the signed URL names: /media/<kid>/<sig>/<expires>/<fileset>/<file>.
+        fileset_and_file = rendition["url"].split("/", 5)[5]
+        download = await api.get(f"{video.base}?quality=auto", headers=admin.auth)
+        assert (download.status_code, download.content) == (200, b"")
+        assert download.headers["X-Accel-Redirect"] == f"/_media/{fileset_and_file}"
+        assert download.headers["Content-Type"] == "video/mp4"
+        assert download.headers["Cache-Control"] == "private, no-cache"
+        master = await api.get(f"{video.base}/hls/master.m3u8", headers=admin.auth)
+        assert master.headers["X-Accel-Redirect"].endswith("/hls/master.m3u8")
+        assert master.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+        refused = await api.get(f"{video.base}?quality=auto", headers=learner.auth)
+        assert refused.status_code == 403
+        assert "X-Accel-Redirect" not in refused.headers
+        missing = await api.get(f"{video.base}/hls/nothing.m4s", headers=admin.auth)
+        assert missing.status_code == 404
+        assert "X-Accel-Redirect" not in missing.headers

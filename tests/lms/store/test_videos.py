@@ -8,7 +8,7 @@ from lms.store import jobs
 from lms.store.videos import VideoRecord, video_record
 from proto.jobs import JobState, JobStatus, Lease, LeaseStatus
 from tests.databases import open_database
-from tests.jobs_setup import MANIFEST, RENDITION, claim, enqueue, video_content
+from tests.jobs_setup import MANIFEST, RENDITION, VideoContent, claim, enqueue, video_content
 
 
 class CompletedBetweenReads:
@@ -60,3 +60,33 @@ async def test_a_job_completing_during_a_read_is_seen_before_or_after_never_half
         after = await db.connection(video_record, content.content_id, 0)
         assert after.job.status is JobStatus.READY
         assert after.published == "videos/done"
+
+
+async def _watched(conn: asyncpg.Connection, content: VideoContent) -> int:
+    """A learner enrolled in the content's course, who stopped at 42.5 s and completed it."""
+    learner = await conn.fetchval(
+        "INSERT INTO users (email, name, password_hash) VALUES ('l@earn.er', 'L', 'x') RETURNING id"
+    )
+    await conn.execute(
+        "INSERT INTO enrollments (course_id, user_id) VALUES ($1, $2)", content.course_id, learner
+    )
+    await conn.execute(
+        "INSERT INTO progress (user_id, content_id, course_id, position, completed_at) "
+        "VALUES ($1, $2, $3, 42.5, now())",
+        learner,
+        content.content_id,
+        content.course_id,
+    )
+    return learner
+
+
+async def test_the_record_carries_the_asking_users_position_and_completion(
+    database_url: str,
+) -> None:
+    async with open_database(database_url) as db:
+        content = await video_content(db)
+        learner = await db.transaction(_watched, content)
+        mine = await db.connection(video_record, content.content_id, learner)
+        assert (mine.enrolled, mine.position, mine.completed) == (True, 42.5, True)
+        owners = await db.connection(video_record, content.content_id, content.owner_id)
+        assert (owners.position, owners.completed) == (0.0, False)
