@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-# System packages the tests need: they start their own throwaway redis-server, and drive the
+# System packages the tests need: they start their own throwaway redis-server and nginx (the
+# streaming edge's, and the reference our byte ranges are checked against), and drive the
 # system's Chromium for the pages. PostgreSQL comes from the pgserver wheel (or the system's).
 system-deps:
 	@command -v redis-server >/dev/null || { \
@@ -31,6 +32,9 @@ system-deps:
 	@command -v chromium >/dev/null || { \
 	  echo "installing chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  echo "installing nginx-light"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .
