@@ -183,6 +183,8 @@ function startPosition() {
 // --- playback: hls.js or the browser's own HLS ---------------------------------------------------
 
 let player = null;  // {engine, hls?}: what plays now
+// Whether the viewer wants it playing: a source swap or an error pauses the element, not them.
+let wantsPlaying = true;
 
 function useHlsJs() {
   if (typeof Hls === "undefined" || !Hls.isSupported()) return false;
@@ -192,11 +194,10 @@ function useHlsJs() {
 
 // Start playing the manifest's sources at `at` seconds (again, when the sources changed).
 function play(at, quality = "auto") {
-  const wasPaused = player ? video.paused : false;
   if (player?.hls) player.hls.destroy();
   player = useHlsJs() ? playHlsJs(at, quality) : playNative(at, quality);
   $("player").dataset.engine = player.engine;
-  if (!wasPaused) video.play().catch(() => {});  // blocked autoplay: the play button remains
+  if (wantsPlaying) video.play().catch(() => {});  // blocked autoplay: the play button remains
 }
 
 function playHlsJs(at, quality) {
@@ -235,7 +236,8 @@ function playNative(at, quality) {
   const chosen = sources.find((s) => s.value === quality) || sources[0];
   $("quality").value = chosen.value;
   video.src = chosen.url;
-  if (at > 0) video.addEventListener("loadedmetadata", () => { video.currentTime = at; }, { once: true });
+  // Always: a running job's playlist is a live one to the browser, which would start at its end.
+  video.addEventListener("loadedmetadata", () => { video.currentTime = at; }, { once: true });
   return { engine: "native" };
 }
 
@@ -294,7 +296,10 @@ video.addEventListener("error", () => { if (player?.engine === "native") recover
 const scrub = $("scrub");
 let scrubbing = false;
 
-function togglePlay() { if (video.paused) video.play().catch(() => {}); else video.pause(); }
+function togglePlay() {
+  wantsPlaying = video.paused;
+  if (wantsPlaying) video.play().catch(() => {}); else video.pause();
+}
 
 $("play").addEventListener("click", togglePlay);
 video.addEventListener("click", togglePlay);
@@ -302,6 +307,7 @@ video.addEventListener("play", () => { $("play").textContent = "\u275A\u275A"; $
 video.addEventListener("pause", () => { $("play").textContent = "\u25B6"; $("play").setAttribute("aria-label", "Play"); });
 video.addEventListener("playing", () => { if (!RUNNING.has(manifest.status)) status("playing"); });
 video.addEventListener("pause", () => { if (!RUNNING.has(manifest.status)) status("paused"); });
+video.addEventListener("ended", () => { wantsPlaying = false; });
 video.addEventListener("durationchange", () => { if (Number.isFinite(video.duration)) scrub.max = video.duration; showClock(); });
 video.addEventListener("timeupdate", () => { if (!scrubbing) scrub.value = video.currentTime; showClock(); });
 
