@@ -111,10 +111,11 @@ async def test_a_signed_range_is_served_by_nginx_while_the_node_is_down(
     assert await offload.node.stop() == 0
 
     client = offload.admin.client  # nginx; no Authorization: the URL carries it
-    ranged = await client.get(url, headers={"Range": "bytes=100-65635"})
+    last = len(whole) // 2
+    ranged = await client.get(url, headers={"Range": f"bytes=100-{last}"})
     assert ranged.status_code == 206
-    assert ranged.content == whole[100:65636]
-    assert ranged.headers["content-range"] == f"bytes 100-65635/{len(whole)}"
+    assert ranged.content == whole[100 : last + 1]
+    assert ranged.headers["content-range"] == f"bytes 100-{last}/{len(whole)}"
     assert ranged.headers["content-type"] == "video/mp4"
     assert ranged.headers["cache-control"] == "public, max-age=31536000, immutable"
 
