@@ -158,6 +158,7 @@ class VideoManifest(Response, omit_defaults=True):
     status: JobStatus
     progress: float
     renditions: list[RenditionView]
+    course_id: int  # the content's course: a player reports progress on its progress socket
     # The asking viewer's saved position (seconds) and whether they completed the video.
     resume_at: float
     completed: bool

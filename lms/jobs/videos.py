@@ -125,6 +125,7 @@ def build_manifest(record: VideoRecord, urls: MediaUrls, now: float) -> VideoMan
             )
             for r in renditions
         ],
+        course_id=record.course_id,
         resume_at=record.position,
         completed=record.completed,
         expires_at=expires,

@@ -18,6 +18,7 @@ class VideoRecord(msgspec.Struct, frozen=True):
     user is in it."""
 
     owner_id: int
+    course_id: int
     kind: str
     enrolled: bool  # the asking user
     job: JobView | None
@@ -37,7 +38,7 @@ async def video_record(
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         content = await conn.fetchrow(
             """
-            SELECT c.kind, co.owner_id, v.path, v.manifest,
+            SELECT c.kind, c.course_id, co.owner_id, v.path, v.manifest,
                 EXISTS (SELECT 1 FROM enrollments e
                         WHERE e.course_id = c.course_id AND e.user_id = $2) AS enrolled,
                 coalesce(p.position, 0) AS position, p.completed_at IS NOT NULL AS completed
@@ -55,6 +56,7 @@ async def video_record(
     running = job is not None and job["state"] == JobState.RUNNING
     return VideoRecord(
         owner_id=content["owner_id"],
+        course_id=content["course_id"],
         kind=content["kind"],
         enrolled=content["enrolled"],
         job=None if job is None else job_view(job),

@@ -50,6 +50,7 @@ def job(state: JobState, stage: str | None = None, progress: float = 0.0) -> Job
 def record(**values: object) -> VideoRecord:
     defaults: dict[str, object] = {
         "owner_id": 1,
+        "course_id": 3,
         "kind": "video",
         "enrolled": True,
         "job": None,
@@ -141,6 +142,11 @@ def test_the_manifest_tells_the_viewer_where_to_resume() -> None:
     watched = record(published=PUBLISHED, manifest=MEDIA, position=42.5, completed=True)
     manifest = build_manifest(watched, URLS, NOW)
     assert (manifest.resume_at, manifest.completed) == (42.5, True)
+
+
+def test_the_manifest_names_the_course_whose_progress_socket_the_player_reports_to() -> None:
+    manifest = build_manifest(record(published=PUBLISHED, manifest=MEDIA, course_id=9), URLS, NOW)
+    assert manifest.course_id == 9
 
 
 def test_the_best_mp4_is_the_tallest_for_auto_or_no_quality() -> None:

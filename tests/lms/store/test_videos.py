@@ -88,5 +88,6 @@ async def test_the_record_carries_the_asking_users_position_and_completion(
         learner = await db.transaction(_watched, content)
         mine = await db.connection(video_record, content.content_id, learner)
         assert (mine.enrolled, mine.position, mine.completed) == (True, 42.5, True)
+        assert mine.course_id == content.course_id
         owners = await db.connection(video_record, content.content_id, content.owner_id)
         assert (owners.position, owners.completed) == (0.0, False)
