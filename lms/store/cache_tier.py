@@ -88,15 +88,21 @@ class Lookup:
 
 class CacheTierStore:
     """Tagged entries in Redis. `max_ttl` bounds every entry's life and is how long a tag
-    version lives."""
+    version lives. `namespace` prefixes every key: deployments (or test databases) sharing
+    one Redis must not read each other's entries, since their ids name different rows."""
 
-    def __init__(self, client: redis.asyncio.Redis, *, max_ttl: float) -> None:
+    def __init__(self, client: redis.asyncio.Redis, *, max_ttl: float, namespace: str = "") -> None:
         self._client = client
         self._max_ttl_ms = int(max_ttl * 1000)
         self._read = client.register_script(_READ)
+        self._entry = _ENTRY + namespace
+        self._version = _VERSION + namespace
+        self._everything = f"{_EVERYTHING}:{namespace}"
 
     @classmethod
-    def from_url(cls, url: str, *, max_ttl: float, timeout: float = 0.5) -> CacheTierStore:
+    def from_url(
+        cls, url: str, *, max_ttl: float, timeout: float = 0.5, namespace: str = ""
+    ) -> CacheTierStore:
         """A store on its own client, which fails fast: a read that waits on a hung Redis
         holds up a request that could have been computed; no retries inside redis-py (the
         caller decides when to try again). Connects on first use."""
@@ -106,12 +112,12 @@ class CacheTierStore:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
-        return cls(client, max_ttl=max_ttl)
+        return cls(client, max_ttl=max_ttl, namespace=namespace)
 
     async def get(self, key: str, tags: Sequence[str]) -> Lookup:
         """The entry under `key` if it was stamped with the current versions of `tags`, and
         those versions. Pass the same tags, in the same order, to `get` and to `put`."""
-        keys = [_ENTRY + key, _EVERYTHING, *(_VERSION + tag for tag in tags)]
+        keys = [self._entry + key, self._everything, *(self._version + tag for tag in tags)]
         token = os.urandom(8).hex()
         entry, ttl_ms, *versions = await _cross(
             self._read, keys=keys, args=[token, self._max_ttl_ms]
@@ -128,12 +134,12 @@ class CacheTierStore:
         """Store `value` under `key` for `ttl` seconds (at most `max_ttl`), stamped with the
         versions a `get` returned before the value was computed."""
         ttl_ms = max(1, min(int(ttl * 1000), self._max_ttl_ms))
-        await _cross(self._client.set, _ENTRY + key, stamp + b"\n" + value, px=ttl_ms)
+        await _cross(self._client.set, self._entry + key, stamp + b"\n" + value, px=ttl_ms)
 
     async def invalidate(self, tags: Sequence[str]) -> None:
         """Give each of `tags` a new version: every entry stamped with an old one misses."""
         if tags:
-            versions = [_VERSION + tag for tag in tags]
+            versions = [self._version + tag for tag in tags]
             await _cross(
                 _set_versions, self._client, versions, os.urandom(8).hex(), self._max_ttl_ms
             )
@@ -141,7 +147,7 @@ class CacheTierStore:
     async def clear(self) -> None:
         """Make every entry miss, whatever its tags."""
         await _cross(
-            _set_versions, self._client, [_EVERYTHING], os.urandom(8).hex(), self._max_ttl_ms
+            _set_versions, self._client, [self._everything], os.urandom(8).hex(), self._max_ttl_ms
         )
 
     async def ping(self) -> None:
