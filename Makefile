@@ -77,6 +77,11 @@ HLS_JS_VERSION := 1.7.4
 HLS_JS_DIR := lms/static/vendor/hls.js
 HLS_JS_FILES := dist/hls.light.min.js LICENSE package.json
 
+# /dashboard, /courses/{id}/analytics, /admin: uPlot's charts (canvas, no dependencies).
+UPLOT_VERSION := 1.6.32
+UPLOT_DIR := lms/static/vendor/uplot
+UPLOT_FILES := dist/uPlot.iife.min.js dist/uPlot.min.css LICENSE package.json
+
 # $(call vendor_npm,package,version,dir,files): the files (paths inside the package) into dir.
 define vendor_npm
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
@@ -86,9 +91,12 @@ define vendor_npm
 	  cd "$$tmp/package" && cp $(4) "$(CURDIR)/$(3)/"
 endef
 
-.PHONY: vendor-swagger-ui vendor-hls
+.PHONY: vendor-swagger-ui vendor-hls vendor-uplot
 vendor-swagger-ui:
 	$(call vendor_npm,swagger-ui-dist,$(SWAGGER_UI_VERSION),$(SWAGGER_UI_DIR),$(SWAGGER_UI_FILES))
 
 vendor-hls:
 	$(call vendor_npm,hls.js,$(HLS_JS_VERSION),$(HLS_JS_DIR),$(HLS_JS_FILES))
+
+vendor-uplot:
+	$(call vendor_npm,uplot,$(UPLOT_VERSION),$(UPLOT_DIR),$(UPLOT_FILES))
