@@ -72,6 +72,8 @@ class Settings:
     # nginx's internal location aliasing the media volume ("/_media/"): Bearer downloads answer
     # with X-Accel-Redirect into it. None: the node sends the bytes itself.
     accel_redirect: str | None = None
+    # The cache's memory tier on each node (lms/cache), in bytes of keys and values.
+    cache_max_bytes: int = 64 << 20
 
     def __repr__(self) -> str:
         """Every field but the secrets, and URLs without their passwords: settings end up in
@@ -154,6 +156,9 @@ class Settings:
             ),
             media_base_url=reader.parse("LMS_MEDIA_BASE_URL", "", _origin),
             accel_redirect=reader.parse("LMS_ACCEL_REDIRECT", None, _internal_location),
+            cache_max_bytes=reader.parse(
+                "LMS_CACHE_MAX_BYTES", cls.cache_max_bytes, _int_between(1 << 20, 1 << 40)
+            ),
         )
         if settings.db_pool_min > settings.db_pool_max:
             reader.problems.append(

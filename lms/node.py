@@ -27,6 +27,10 @@ from actors.progress_writer import ProgressWrites, start_progress_writer
 from actors.runtime import Address, GiveUpHandler, Supervisor, SupervisorGaveUp
 from lms.accounts.service import Accounts
 from lms.accounts.tokens import TokenIssuer
+from lms.analytics.invalidations import EventInvalidations
+from lms.analytics.service import Analytics
+from lms.cache.cache import Cache
+from lms.cache.redis_tier import RedisTier
 from lms.catalog.service import Catalog
 from lms.config import Settings
 from lms.demo import Demo, seed_demo
@@ -42,7 +46,9 @@ from lms.live.service import LiveService
 from lms.progress.service import ProgressService, group_committed
 from lms.store import bridge
 from lms.store import progress as progress_store
+from lms.store.cache_tier import CacheTierStore
 from lms.store.database import Database
+from lms.store.deployment import deployment_id
 from lms.store.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresConfig
 from lms.store.migrate import migrate
 from lms.store.redis_bus import RedisTransport
@@ -54,6 +60,9 @@ from proto.frames import MAX_FRAME_BYTES
 from proto.jobs import PoolMessage, WorkerKind
 
 log = structlog.get_logger()
+
+# The longest any cached answer lives (and a tag's version in Redis); answers ask for less.
+CACHE_MAX_TTL = 3600.0
 
 
 @dataclass(frozen=True)
@@ -228,7 +237,7 @@ async def work(
             nursery.start_soon(on_signal)
             supervisor = Supervisor("worker", on_give_up=_stop_on_give_up(given_up, stop))
             await nursery.start(supervisor.run)
-            live = await _start_live(settings, store, supervisor, nursery)
+            live, _ = await _start_live(settings, supervisor, nursery)
             await start_transcoder_pool(
                 supervisor, settings, store.db, live.publish, WorkerKind.WORKER
             )
@@ -262,7 +271,8 @@ class Actors:
     supervisor: Supervisor
     # The core actors the supervisor gave up on, in order: readiness names them.
     given_up: Sequence[SupervisorGaveUp]
-    # Where producers (progress writer, transcoder pool) publish events for the live layer.
+    # Where producers (progress writer, transcoder pool, job actions) publish events for the
+    # live layer; the cache tags each event outdates are invalidated on the way.
     publish: EventSink
     # Group commit of progress updates (lms/progress/service.py records through it).
     progress: ProgressWrites
@@ -270,6 +280,9 @@ class Actors:
     live: LiveRouter
     # Takes transcode jobs from the queue; None with LMS_TRANSCODE_WORKERS=0.
     transcoder: Address[PoolMessage] | None
+    # The node's two-tier cache (memory, then Redis when configured), tags invalidated on
+    # every node through the Bus.
+    cache: Cache
 
 
 @asynccontextmanager
@@ -285,29 +298,34 @@ async def open_actors(settings: Settings, store: Store, drain: trio.Event) -> As
     async with trio.open_nursery() as nursery:
         supervisor = Supervisor("node", on_give_up=_stop_on_give_up(given_up, drain))
         await nursery.start(supervisor.run)
-        live = await _start_live(settings, store, supervisor, nursery)
+        live, bus = await _start_live(settings, supervisor, nursery)
+        cache = await _start_cache(settings, store, bus, nursery)
+        # One cache invalidation per committed progress batch, from the events it publishes.
+        invalidations = EventInvalidations(cache, live.publish)
+        await nursery.start(invalidations.run)
         progress = await start_progress_writer(
             supervisor,
             partial(store.db.kept_connection, progress_store.ProgressRows().apply_batch),
-            live.publish,
+            invalidations.publish,
         )
         transcoder = await start_transcoder_pool(
-            supervisor, settings, store.db, live.publish, WorkerKind.NODE
+            supervisor, settings, store.db, invalidations.publish, WorkerKind.NODE
         )
         yield Actors(
             supervisor,
             given_up,
-            publish=live.publish,
+            publish=invalidations.publish,
             progress=progress,
             live=live,
             transcoder=transcoder,
+            cache=cache,
         )
         nursery.cancel_scope.cancel()
 
 
 async def _start_live(
-    settings: Settings, store: Store, supervisor: Supervisor, nursery: trio.Nursery
-) -> LiveRouter:
+    settings: Settings, supervisor: Supervisor, nursery: trio.Nursery
+) -> tuple[LiveRouter, Bus]:
     """The Bus (over Redis when configured, else in memory) under the supervisor, which
     restarts it if its transport ever crashes, and the router with its rooms and sessions."""
     transport = None
@@ -317,7 +335,24 @@ async def _start_live(
     await supervisor.start_child("bus", lambda: bus)
     router = LiveRouter(settings.node_id, bus)
     await nursery.start(router.run)
-    return router
+    return router, bus
+
+
+async def _start_cache(settings: Settings, store: Store, bus: Bus, nursery: trio.Nursery) -> Cache:
+    """The node's cache, running in `nursery` (as long as the actors): its memory tier, the
+    Redis tier when configured (keys namespaced by the deployment, so deployments or test
+    databases sharing a Redis never read each other's entries), invalidations over `bus`."""
+    redis = None
+    if settings.redis_url is not None:
+        namespace = await store.db.connection(deployment_id)
+        redis = RedisTier(
+            CacheTierStore.from_url(
+                settings.redis_url, max_ttl=CACHE_MAX_TTL, namespace=f"{namespace}:"
+            )
+        )
+    cache = Cache(max_bytes=settings.cache_max_bytes, bus=bus, redis=redis)
+    await nursery.start(cache.run)
+    return cache
 
 
 def _services(settings: Settings, store: Store, actors: Actors) -> Services:
@@ -330,14 +365,16 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
         store.db, actors.publish, actors.transcoder, lease_seconds=settings.job_lease_seconds
     )
     return Services(
-        accounts=Accounts(store.db, issuer),
-        catalog=Catalog(store.db),
+        accounts=Accounts(store.db, issuer, actors.cache),
+        catalog=Catalog(store.db, actors.cache),
         health=build_health(settings, store, actors),
         live=LiveService(store.db, actors.live),
         jobs=jobs,
         uploads=Uploads.configured(settings, store.db, jobs),
         videos=Videos.configured(settings, store.db),
         progress=ProgressService(store.db, group_committed(actors.progress)),
+        analytics=Analytics(store.db, actors.cache),
+        cache=actors.cache,
     )
 
 

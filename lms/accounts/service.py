@@ -10,6 +10,8 @@ import structlog
 
 from lms.accounts.passwords import hash_password, needs_rehash, verify_password
 from lms.accounts.tokens import TokenIssuer
+from lms.analytics import tags
+from lms.cache.cache import Cache
 from lms.domain.access import Principal, Standing, may_edit_user
 from lms.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from lms.store import users
@@ -21,9 +23,10 @@ log = structlog.get_logger()
 
 
 class Accounts:
-    def __init__(self, db: Database, issuer: TokenIssuer) -> None:
+    def __init__(self, db: Database, issuer: TokenIssuer, cache: Cache) -> None:
         self._db = db
         self._issuer = issuer
+        self._cache = cache
 
     async def register(self, request: RegisterRequest) -> User:
         password_hash = await hash_password(request.password)
@@ -32,6 +35,7 @@ class Accounts:
         )
         if user is None:
             raise Conflict("an account with this e-mail address already exists")
+        await self._cache.invalidate(tags.PLATFORM)
         log.info("user_registered", user_id=user.id)
         return user
 
@@ -111,6 +115,9 @@ class Accounts:
         user = await self._db.transaction(users.update_user, user_id, values)
         if user is None:
             raise NotFound(f"no user with id {user_id}")
+        # Their time zone counts their days; their role what they may see; the platform
+        # counts users by role.
+        await self._cache.invalidate(tags.user(user_id), tags.PLATFORM)
         if "role" in values:
             log.info("user_role_changed", user_id=user_id, role=user.role, by=who.user_id)
         return user

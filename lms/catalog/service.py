@@ -1,4 +1,5 @@
-"""Courses, modules, contents and enrolment: each operation checks who may do it, then stores."""
+"""Courses, modules, contents and enrolment: each operation checks who may do it, then stores,
+then invalidates the cache tags the change outdates (`lms.analytics.tags`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from lms.analytics import tags
+from lms.cache.cache import Cache
 from lms.domain.access import Principal, may_create_courses
 from lms.errors import Forbidden, Invalid, NotFound
 from lms.store import courses
@@ -29,15 +32,18 @@ T = TypeVar("T", bound=msgspec.Struct)
 
 
 class Catalog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache: Cache) -> None:
         self._db = db
+        self._cache = cache
 
     # --- courses ------------------------------------------------------------------------------
 
     async def create_course(self, who: Principal, body: CourseCreate) -> Course:
         if not may_create_courses(who):
             raise Forbidden("only instructors and admins may create courses")
-        return await self._db.transaction(courses.insert_course, who.user_id, changes(body))
+        course = await self._db.transaction(courses.insert_course, who.user_id, changes(body))
+        await self._cache.invalidate(tags.PLATFORM)
+        return course
 
     async def list_courses(self, limit: int, offset: int) -> list[Course]:
         return await self._db.transaction(courses.list_courses, limit, offset)
@@ -49,14 +55,17 @@ class Catalog:
         return course
 
     async def edit_course(self, who: Principal, course_id: int, patch: CoursePatch) -> Course:
-        return await self._db.transaction(
+        course = await self._db.transaction(
             courses.managed, who, course_id, courses.update_course, course_id, changes(patch)
         )
+        await self._cache.invalidate(tags.course(course_id), tags.PLATFORM)
+        return course
 
     async def delete_course(self, who: Principal, course_id: int) -> None:
         await self._db.transaction(
             courses.managed, who, course_id, courses.delete_course, course_id
         )
+        await self._cache.invalidate(tags.course(course_id), tags.PLATFORM)
 
     # --- modules and contents -----------------------------------------------------------------
 
@@ -77,7 +86,9 @@ class Catalog:
     async def add_content(self, who: Principal, course_id: int, body: ContentCreate) -> Content:
         if body.kind == "video" and body.body is not None:
             raise Invalid("a video content has no body; upload the video to it instead")
-        return await self._add(who, course_id, courses.contents, changes(body))
+        content = await self._add(who, course_id, courses.contents, changes(body))
+        await self._cache.invalidate(tags.course(course_id), tags.content(content.id))
+        return content
 
     async def contents(self, who: Principal, course_id: int) -> list[Content]:
         return await self._list(who, course_id, courses.contents)
@@ -90,20 +101,30 @@ class Catalog:
     async def edit_content(
         self, who: Principal, course_id: int, content_id: int, patch: ContentPatch
     ) -> Content:
-        return await self._edit(who, course_id, courses.contents, content_id, changes(patch))
+        content = await self._edit(who, course_id, courses.contents, content_id, changes(patch))
+        await self._cache.invalidate(tags.course(course_id), tags.content(content_id))
+        return content
 
     async def delete_content(self, who: Principal, course_id: int, content_id: int) -> None:
         await self._delete(who, course_id, courses.contents, content_id)
+        await self._cache.invalidate(tags.course(course_id), tags.content(content_id))
 
     # --- enrolment ----------------------------------------------------------------------------
 
     async def enroll(self, who: Principal, course_id: int) -> tuple[Enrollment, bool]:
         await self.course(course_id)
-        return await self._db.transaction(courses.enroll, course_id, who.user_id)
+        enrollment, created = await self._db.transaction(courses.enroll, course_id, who.user_id)
+        if created:
+            await self._enrolment_changed(who.user_id, course_id)
+        return enrollment, created
 
     async def unenroll(self, who: Principal, course_id: int) -> None:
         if not await self._db.transaction(courses.unenroll, course_id, who.user_id):
             raise NotFound("you are not enrolled in this course")
+        await self._enrolment_changed(who.user_id, course_id)
+
+    async def _enrolment_changed(self, user_id: int, course_id: int) -> None:
+        await self._cache.invalidate(tags.user(user_id), tags.course(course_id), tags.PLATFORM)
 
     # --- shared shapes ------------------------------------------------------------------------
 

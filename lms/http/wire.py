@@ -19,6 +19,8 @@ from werkzeug.routing import IntegerConverter
 
 import proto
 from lms.accounts.service import Accounts
+from lms.analytics.service import Analytics
+from lms.cache.cache import Cache
 from lms.catalog.service import Catalog
 from lms.domain.access import Principal
 from lms.errors import Invalid, LmsError, Unauthenticated
@@ -46,6 +48,9 @@ class Services:
     uploads: Uploads
     jobs: Jobs
     videos: Videos
+    analytics: Analytics
+    # The node's cache, for services and edges that keep answers in it.
+    cache: Cache
 
 
 def services() -> Services:
