@@ -1,7 +1,10 @@
 // The instructor's live room: who is online, what each learner watches, their progress.
 // Speaks the protocol of proto/frames.py over /api/v1/ws/progress/{course_id}: auth, then
 // subscribe (with the last (epoch, seq) seen when reconnecting), then room events.
-"use strict";
+import { api, signedIn } from "/static/session.js";
+import { liveSocket } from "/static/socket.js";
+import { renderNav } from "/static/nav.js";
+import { clock } from "/static/format.js";
 
 const courseId = Number(location.pathname.split("/").filter(Boolean).pop());
 const deviceId = "live-page-" + Math.random().toString(36).slice(2, 10);
@@ -15,67 +18,10 @@ const room = {
   position: null,       // {epoch, seq} of the last event applied
 };
 
-// --- tokens: a sign-in form, or #token=... in the fragment (never sent to the server) -------
-
-const tokens = {
-  get access() { return sessionStorage.getItem("lms.access"); },
-  get refresh() { return sessionStorage.getItem("lms.refresh"); },
-  save(access, refresh) {
-    sessionStorage.setItem("lms.access", access);
-    if (refresh) sessionStorage.setItem("lms.refresh", refresh);
-  },
-  clear() { sessionStorage.removeItem("lms.access"); sessionStorage.removeItem("lms.refresh"); },
-};
-
-if (location.hash.startsWith("#token=")) {
-  tokens.save(decodeURIComponent(location.hash.slice("#token=".length)));
-  history.replaceState(null, "", location.pathname);
-}
-
-async function api(path, options = {}) {
-  const headers = { "Content-Type": "application/json" };
-  if (tokens.access) headers.Authorization = "Bearer " + tokens.access;
-  const response = await fetch(path, { ...options, headers });
-  const body = response.status === 204 ? null : await response.json();
-  if (!response.ok) throw Object.assign(new Error(body?.error?.message || response.statusText), { status: response.status });
-  return body;
-}
-
-async function refreshTokens() {
-  if (!tokens.refresh) return false;
-  try {
-    const pair = await api("/api/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: tokens.refresh }) });
-    tokens.save(pair.access_token, pair.refresh_token);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-$("login").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = new FormData(event.target);
-  try {
-    const pair = await api("/api/v1/auth/login", {
-      method: "POST",
-      body: JSON.stringify({ email: form.get("email"), password: form.get("password") }),
-    });
-    tokens.save(pair.access_token, pair.refresh_token);
-    $("login").hidden = true;
-    notice("");
-    start();
-  } catch (error) {
-    notice(error.message);
-  }
-});
-
 $("announce").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = new FormData(event.target).get("text").trim();
-  if (text && socket?.readyState === WebSocket.OPEN) {
-    socket.send(JSON.stringify({ type: "announcement", text }));
-    event.target.reset();
-  }
+  if (text && socket?.send({ type: "announcement", text })) event.target.reset();
 });
 
 function notice(text) { $("notice").textContent = text; }
@@ -87,38 +33,14 @@ function status(state) {
 
 // --- the socket ------------------------------------------------------------------------------
 
-let socket = null;
-let retry = 0;
-let refused = null;  // the error code of a refusal, so onclose knows what to do
-
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  socket = new WebSocket(`${scheme}//${location.host}/api/v1/ws/progress/${courseId}`);
-  refused = null;
-  socket.onopen = () => socket.send(JSON.stringify({ type: "auth", token: tokens.access, device_id: deviceId }));
-  socket.onmessage = (event) => handle(JSON.parse(event.data));
-  socket.onclose = async (event) => {
-    status("reconnecting");
-    if (event.code === 1008 && refused === "unauthenticated") {
-      if (!(await refreshTokens())) { tokens.clear(); signIn("Your session has ended; sign in again."); return; }
-    } else if (event.code === 1008) {
-      status("offline");
-      return;  // forbidden, not found: trying again would not help
-    }
-    retry = Math.min(retry + 1, 6);
-    setTimeout(connect, 250 * 2 ** retry * (0.5 + Math.random()));
-  };
-}
+let socket = null;  // from start()
 
 function handle(frame) {
   switch (frame.type) {
-    case "batch": frame.frames.forEach(handle); return;
     case "welcome":
-      retry = 0;
-      status("live");
       $("announce").hidden = frame.role !== "instructor";
       if (frame.role !== "instructor") notice("Only the course's instructors see learners' progress.");
-      socket.send(JSON.stringify({ type: "subscribe", since: room.position }));
+      socket.send({ type: "subscribe", since: room.position });
       return;
     case "resync": return;  // a snapshot follows
     case "snapshot":
@@ -133,11 +55,7 @@ function handle(frame) {
     case "progress": room.progress.set(frame.user_id, frame); break;
     case "announcement": log(`📣 ${frame.author_name}: ${frame.text}`); break;
     case "job": log(`🎞 job ${frame.job.job_id} (content ${frame.job.content_id}): ${frame.job.status} ${Math.round(frame.job.progress * 100)}%`); break;
-    case "ping": socket.send(JSON.stringify({ type: "pong", t: frame.t })); return;
-    case "error":
-      refused = frame.code;
-      notice(frame.message);
-      return;
+    case "error": notice(frame.message); return;
     default: return;
   }
   if (frame.epoch) room.position = { epoch: frame.epoch, seq: frame.seq };
@@ -211,20 +129,11 @@ function bar(percent) {
   return td;
 }
 
-function clock(seconds) {
-  const s = Math.floor(seconds);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-}
-
 // --- start -----------------------------------------------------------------------------------
 
-function signIn(message) {
-  $("login").hidden = false;
-  status("offline");
-  notice(message || "Sign in as the course's instructor.");
-}
-
 async function start() {
+  const me = await signedIn();
+  renderNav(me);
   try {
     const course = await api(`/api/v1/courses/${courseId}`);
     $("title").textContent = `Live: ${course.title}`;
@@ -232,11 +141,9 @@ async function start() {
     const contents = await api(`/api/v1/courses/${courseId}/contents`);
     room.contents = new Map(contents.map((c) => [c.id, c.title]));
   } catch (error) {
-    if (error.status === 401 && (await refreshTokens())) return start();
-    if (error.status === 401) return signIn();
     notice(error.message);
   }
-  connect();
+  socket = liveSocket(`/api/v1/ws/progress/${courseId}`, { onFrame: handle, onState: status, deviceId });
 }
 
-if (tokens.access) start(); else signIn();
+start();

@@ -5,7 +5,10 @@
 // starts as soon as a rendition is playable. It resumes where the viewer left off, shows the
 // storyboard over the scrub bar, and reports progress over the course's progress socket
 // (proto/frames.py): `progress` heartbeats with the segments played since the last one.
-"use strict";
+import { api, signedIn } from "/static/session.js";
+import { liveSocket } from "/static/socket.js";
+import { renderNav } from "/static/nav.js";
+import { clock } from "/static/format.js";
 
 const contentId = Number(location.pathname.split("/").filter(Boolean).pop());
 const forcedEngine = new URLSearchParams(location.search).get("engine");
@@ -22,70 +25,6 @@ const SIGNED = /\/media\/[a-z0-9]+\/[A-Za-z0-9_-]+\/[0-9]+\//;  // lms/domain/me
 
 let manifest = null;
 
-// --- tokens: a sign-in form, or #token=... in the fragment (never sent to the server) -------
-
-const tokens = {
-  get access() { return sessionStorage.getItem("lms.access"); },
-  get refresh() { return sessionStorage.getItem("lms.refresh"); },
-  save(access, refresh) {
-    sessionStorage.setItem("lms.access", access);
-    if (refresh) sessionStorage.setItem("lms.refresh", refresh);
-  },
-  clear() { sessionStorage.removeItem("lms.access"); sessionStorage.removeItem("lms.refresh"); },
-};
-
-if (location.hash.startsWith("#token=")) {
-  tokens.save(decodeURIComponent(location.hash.slice("#token=".length)));
-  history.replaceState(null, "", location.pathname + location.search);
-}
-
-async function api(path, options = {}) {
-  const headers = { "Content-Type": "application/json" };
-  if (tokens.access) headers.Authorization = "Bearer " + tokens.access;
-  const response = await fetch(path, { ...options, headers });
-  const body = response.status === 204 ? null : await response.json();
-  if (!response.ok) throw Object.assign(new Error(body?.error?.message || response.statusText), { status: response.status });
-  return body;
-}
-
-// An API call, signing in again once when the access token has run out.
-async function authorised(path, options) {
-  try {
-    return await api(path, options);
-  } catch (error) {
-    if (error.status === 401 && (await refreshTokens())) return api(path, options);
-    throw error;
-  }
-}
-
-async function refreshTokens() {
-  if (!tokens.refresh) return false;
-  try {
-    const pair = await api("/api/v1/auth/refresh", { method: "POST", body: JSON.stringify({ refresh_token: tokens.refresh }) });
-    tokens.save(pair.access_token, pair.refresh_token);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-$("login").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = new FormData(event.target);
-  try {
-    const pair = await api("/api/v1/auth/login", {
-      method: "POST",
-      body: JSON.stringify({ email: form.get("email"), password: form.get("password") }),
-    });
-    tokens.save(pair.access_token, pair.refresh_token);
-    $("login").hidden = true;
-    notice("");
-    start();
-  } catch (error) {
-    notice(error.message);
-  }
-});
-
 function notice(text) { $("notice").textContent = text; }
 
 function status(state, text) {
@@ -93,21 +32,15 @@ function status(state, text) {
   $("status").textContent = text || state;
 }
 
-function signIn(message) {
-  $("login").hidden = false;
-  status("offline", "signed out");
-  notice(message || "Sign in to watch.");
-}
-
 // --- the manifest: fetched at start, and followed while the video transcodes ---------------------
 
 const manifestPath = `/api/v1/stream/video/${contentId}/manifest`;
 
 async function start() {
+  renderNav(await signedIn());
   try {
-    manifest = await authorised(manifestPath);
+    manifest = await api(manifestPath);
   } catch (error) {
-    if (error.status === 401) return signIn();
     status("failed", "unavailable");
     return notice(error.message);
   }
@@ -124,7 +57,7 @@ async function start() {
 
 async function showTitle(courseId) {
   try {
-    const content = await authorised(`/api/v1/courses/${courseId}/contents/${contentId}`);
+    const content = await api(`/api/v1/courses/${courseId}/contents/${contentId}`);
     $("title").textContent = content.title;
     document.title = content.title;
   } catch {
@@ -139,7 +72,7 @@ async function follow() {
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     let next;
     try {
-      next = await authorised(manifestPath);
+      next = await api(manifestPath);
     } catch {
       continue;  // a restarting node, a network blip: the next poll tells
     }
@@ -282,7 +215,7 @@ async function recover(reason) {
 
 async function reload() {
   try {
-    manifest = await authorised(manifestPath);
+    manifest = await api(manifestPath);
   } catch (error) {
     return notice(error.message);
   }
@@ -350,11 +283,6 @@ scrub.addEventListener("pointerup", () => { scrubbing = false; $("thumb").hidden
 function showClock() {
   const duration = Number.isFinite(video.duration) ? video.duration : manifest?.duration || 0;
   $("clock").textContent = `${clock(video.currentTime)} / ${clock(duration)}`;
-}
-
-function clock(seconds) {
-  const s = Math.floor(seconds);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
 // The storyboard: WebVTT cues naming a region of a sprite, `storyboard.jpg#xywh=x,y,w,h`, the
@@ -468,19 +396,14 @@ function heartbeat({ leaving = false } = {}) {
     playback_rate: video.playbackRate,
     client_ts: new Date().toISOString(),
   };
-  if (socket?.readyState === WebSocket.OPEN && welcomed) {
-    const id = ++heartbeatId;
-    socket.send(JSON.stringify({ type: "progress", id, update }));
+  const id = heartbeatId + 1;
+  if (socket?.send({ type: "progress", id, update })) {
+    heartbeatId = id;
     inFlight.set(id, played);
     unsent = merged.slice(MAX_SEGMENTS);
   } else if (leaving) {
     // No socket to say it on: the HTTP heartbeat, which outlives the page.
-    fetch("/api/v1/progress", {
-      method: "POST",
-      keepalive: true,
-      headers: { "Content-Type": "application/json", Authorization: "Bearer " + tokens.access },
-      body: JSON.stringify(update),
-    });
+    api("/api/v1/progress", { method: "POST", json: update, keepalive: true }).catch(() => {});
   } else {
     unsent = merged;  // sent once the socket is back
   }
@@ -493,56 +416,37 @@ function saved(state) {
   $("saved").dataset.position = state.position;
 }
 
-// --- the progress socket: auth, presence, heartbeats and their acks ----------------------------
+// --- the progress socket: presence, heartbeats and their acks ---------------------------------
 
 let socket = null;
-let welcomed = false;
-let retry = 0;
-let refused = null;  // the error code of a refusal, so onclose knows what to do
 
 function connect(courseId) {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  socket = new WebSocket(`${scheme}//${location.host}/api/v1/ws/progress/${courseId}`);
-  welcomed = false;
-  refused = null;
-  socket.onopen = () => socket.send(JSON.stringify({ type: "auth", token: tokens.access, device_id: deviceId }));
-  socket.onmessage = (event) => handle(JSON.parse(event.data));
-  socket.onclose = async (event) => {
-    welcomed = false;
+  socket = liveSocket(`/api/v1/ws/progress/${courseId}`, {
+    onFrame: handle,
     // Heartbeats never acked are sent again: the server keeps the union, so twice is harmless.
-    for (const played of inFlight.values()) unsent.push(...played);
-    inFlight.clear();
-    if (event.code === 1008 && refused === "unauthenticated") {
-      if (!(await refreshTokens())) { tokens.clear(); return signIn("Your session has ended; sign in again."); }
-    } else if (event.code === 1008) {
-      return;  // forbidden, not found: trying again would not help
-    }
-    retry = Math.min(retry + 1, 6);
-    setTimeout(() => connect(courseId), 250 * 2 ** retry * (0.5 + Math.random()));
-  };
+    onClose: () => {
+      for (const played of inFlight.values()) unsent.push(...played);
+      inFlight.clear();
+    },
+    deviceId,
+  });
 }
 
 function handle(frame) {
   switch (frame.type) {
-    case "batch": frame.frames.forEach(handle); return;
     case "welcome":
-      retry = 0;
-      welcomed = true;
-      socket.send(JSON.stringify({ type: "presence", content_id: contentId }));
+      socket.send({ type: "presence", content_id: contentId });
       if (unsent.length) heartbeat();
       return;
     case "ack":
       inFlight.delete(frame.id);
       saved(frame.state);
       return;
-    case "ping": socket.send(JSON.stringify({ type: "pong", t: frame.t })); return;
     case "error":
       if (frame.id != null && inFlight.has(frame.id)) {
         // Not stored now (the server is busy): sent again with the next heartbeat.
         if (frame.code === "unavailable") unsent.push(...inFlight.get(frame.id));
         inFlight.delete(frame.id);
-      } else {
-        refused = frame.code;
       }
       if (frame.code !== "unavailable") notice(frame.message);
       return;
@@ -550,4 +454,4 @@ function handle(frame) {
   }
 }
 
-if (tokens.access) start(); else signIn();
+start();
