@@ -13,6 +13,8 @@ from lms.http import (
     announcements,
     auth,
     courses,
+    dashboard,
+    dashboard_page,
     docs,
     health,
     jobs,
@@ -50,7 +52,7 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
     install_error_handlers(app)
     for module in (auth, users, courses, health, progress, announcements, ws, live_page):
         app.register_blueprint(module.blueprint)
-    for module in (uploads, jobs, streaming, docs, watch_page):
+    for module in (uploads, jobs, streaming, docs, watch_page, dashboard, dashboard_page):
         app.register_blueprint(module.blueprint)
     # Upload routes stream bodies past MAX_CONTENT_LENGTH: each request gets its route's limit.
     app.asgi_http_class = uploads.BodyLimits  # type: ignore[assignment]
