@@ -123,4 +123,4 @@ async def test_the_admin_page_is_served(api: httpx.AsyncClient) -> None:
     page = await api.get("/admin/jobs")
     assert page.status_code == 200
     assert page.headers["Content-Type"].startswith("text/html")
-    assert b"/api/v1/jobs" in page.content
+    assert b'src="/static/admin_jobs.js"' in page.content
