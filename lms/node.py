@@ -38,6 +38,7 @@ from lms.health import NodeHealth
 from lms.heap import settle_after_startup
 from lms.http import media_app
 from lms.http.app import create_app
+from lms.http.unread_body import UnreadBodyGuard
 from lms.http.wire import Services
 from lms.jobs.pool import start_transcoder_pool
 from lms.jobs.service import Jobs
@@ -182,9 +183,12 @@ async def serve(
             ):
                 given_up = actors.given_up
                 services = _services(settings, store, actors)
-                # Signed media requests never reach Quart (lms/http/media_app.py).
-                app = media_app.wrap(
-                    create_app(services, max_body_bytes=settings.max_body_bytes), settings
+                # Signed media requests never reach Quart (lms/http/media_app.py); a body
+                # nobody reads never stalls its connection (lms/http/unread_body.py).
+                app = UnreadBodyGuard(
+                    media_app.wrap(
+                        create_app(services, max_body_bytes=settings.max_body_bytes), settings
+                    )
                 )
                 demo = await seed_demo(store.db, services.uploads) if settings.seed_demo else None
                 async with trio.open_nursery() as http:

@@ -18,9 +18,8 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -29,14 +28,9 @@ from lms.config import Settings
 from lms.domain.file_response import FileFacts, plan_file_response
 from lms.domain.media_types import content_type
 from lms.domain.media_urls import PREFIX, MediaFile, Refused, key_map, verify
+from lms.http.asgi import ASGIApp, Receive, Scope, Send
 from lms.http.file_body import FileChanged, asgi_send_plan
 from proto.api import ErrorBody, ErrorDetail
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = structlog.get_logger()
 
