@@ -35,9 +35,14 @@ what is stored, so one bad write is refused on its own and the rest of the batch
 batch whose commit raises fails every asker in it with `BatchFailed` (nothing of it was stored,
 and an update may be sent again: merging is idempotent); the writer goes on with the next batch.
 
-After the answers, the writer publishes one `ProgressChanged` per row the batch changed to its
-`EventSink`, so the live layer can show the change on the learner's other devices and to
-instructors. Events are a courtesy, not a record: see `ProgressWriter` for the sink's contract.
+Between the commit and the answers, the writer awaits its `before_answer` hook once with the
+batch's `ProgressChanged` events (the node invalidates the cached answers they outdate there),
+so a client's next read after an answer is never served from before the write. The hook is
+bounded: past `before_answer_budget`, or if it raises, the writer logs it and answers anyway
+(what was cached then expires by its TTL). After the answers, the writer publishes one
+`ProgressChanged` per row the batch changed to its `EventSink`, so the live layer can show the
+change on the learner's other devices and to instructors. Events are a courtesy, not a record:
+see `ProgressWriter` for the sink's contract.
 
 The writer imports no storage: `commit` is passed in (the node passes
 ``functools.partial(db.kept_connection, lms.store.progress.ProgressRows().apply_batch)``).
@@ -62,6 +67,8 @@ log = structlog.get_logger()
 
 Outcome = Written | Refused
 Commit = Callable[[list[ProgressWrite]], Awaitable[list[Outcome]]]
+# Awaited once per committed batch that changed rows, with their events, before any answer.
+BeforeAnswer = Callable[[Sequence[Event]], Awaitable[None]]
 
 # A batch this large commits in a few milliseconds; larger ones only delay their first answer.
 MAX_BATCH = 256
@@ -77,6 +84,9 @@ IN_FLIGHT = 2
 CAPACITY = 1024
 # The longest the writer waits on the event sink per batch before dropping the rest.
 PUBLISH_BUDGET = 1.0
+# The longest answers wait on the `before_answer` hook (a cache invalidation is a Redis round
+# trip, well under a millisecond; this bounds an outage, not the usual case).
+BEFORE_ANSWER_BUDGET = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,8 @@ class ProgressWriterStatistics:
       largest_batch: the most updates one batch held.
       events_published / events_dropped: `ProgressChanged` handed to the sink, and those dropped
           because the sink failed or was too slow.
+      hooks_late: batches answered without their `before_answer` hook having finished (it
+          raised, or outlasted its budget).
       mailbox: the mailbox, whose depth is the backlog.
     """
 
@@ -120,6 +132,7 @@ class ProgressWriterStatistics:
     largest_batch: int
     events_published: int
     events_dropped: int
+    hooks_late: int
     mailbox: MailboxStatistics
 
 
@@ -133,6 +146,7 @@ class _Tally:
     largest_batch: int = 0
     events_published: int = 0
     events_dropped: int = 0
+    hooks_late: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +170,11 @@ class ProgressWriter:
     batch; events not handed on by then, or whose `publish` raised, are dropped, counted and
     logged. Nothing is lost by that: the progress is committed, and a client that missed an
     event reads the state back (`GET /api/v1/progress/course/{id}`).
+
+    The `before_answer` hook's contract: awaited once per batch whose commit changed rows, with
+    their events, before the batch's askers are answered; it holds every answer of the batch,
+    so it should do one bounded thing. After `before_answer_budget` seconds it is cancelled;
+    then, or if it raised, the writer logs it, counts it and answers.
     """
 
     def __init__(
@@ -164,11 +183,13 @@ class ProgressWriter:
         commit: Commit,
         publish: EventSink,
         *,
+        before_answer: BeforeAnswer | None = None,
         max_batch: int = MAX_BATCH,
         gather: float = GATHER,
         enough: int = ENOUGH,
         in_flight: int = IN_FLIGHT,
         publish_budget: float = PUBLISH_BUDGET,
+        before_answer_budget: float = BEFORE_ANSWER_BUDGET,
         tally: _Tally | None = None,
     ) -> None:
         if max_batch < 1:
@@ -186,6 +207,8 @@ class ProgressWriter:
         self._gather = gather
         self._enough = enough
         self._publish_budget = publish_budget
+        self._before_answer = before_answer
+        self._before_answer_budget = before_answer_budget
         self._slots = trio.Semaphore(in_flight)
         self._flying: list[_Flight] = []
         self._tally = _Tally() if tally is None else tally
@@ -245,12 +268,26 @@ class ProgressWriter:
         tally.batches += 1
         tally.updates += len(batch)
         tally.largest_batch = max(tally.largest_batch, len(batch))
+        events = changes(writes, outcomes)
+        if events and self._before_answer is not None:
+            await self._settle(self._before_answer, events)
         for record, outcome in zip(batch, outcomes, strict=True):
             record.reply.send(outcome)
-        events = changes(writes, outcomes)
         published = await publish_events(self._publish, events, budget=self._publish_budget)
         tally.events_published += published
         tally.events_dropped += len(events) - published
+
+    async def _settle(self, before_answer: BeforeAnswer, events: Sequence[Event]) -> None:
+        """Await the hook within its budget; a failure or a timeout is logged, not raised."""
+        with trio.move_on_after(self._before_answer_budget) as scope:
+            try:
+                await before_answer(events)
+            except Exception as exc:
+                self._tally.hooks_late += 1
+                self._log.warning("progress_before_answer_failed", error=repr(exc))
+        if scope.cancelled_caught:
+            self._tally.hooks_late += 1
+            self._log.warning("progress_before_answer_late", budget=self._before_answer_budget)
 
 
 async def publish_events(publish: EventSink, events: Sequence[Event], *, budget: float) -> int:
@@ -297,6 +334,7 @@ class ProgressWrites:
             largest_batch=tally.largest_batch,
             events_published=tally.events_published,
             events_dropped=tally.events_dropped,
+            hooks_late=tally.hooks_late,
             mailbox=self._address.statistics(),
         )
 
@@ -306,6 +344,7 @@ async def start_progress_writer(
     commit: Commit,
     publish: EventSink,
     *,
+    before_answer: BeforeAnswer | None = None,
     name: str = "progress_writer",
     capacity: int = CAPACITY,
     max_batch: int = MAX_BATCH,
@@ -313,6 +352,7 @@ async def start_progress_writer(
     enough: int = ENOUGH,
     in_flight: int = IN_FLIGHT,
     publish_budget: float = PUBLISH_BUDGET,
+    before_answer_budget: float = BEFORE_ANSWER_BUDGET,
 ) -> ProgressWrites:
     """Start a writer under `supervisor` (restarted on the same mailbox if it crashes)."""
     tally = _Tally()
@@ -322,11 +362,13 @@ async def start_progress_writer(
             ProgressWriter,
             commit=commit,
             publish=publish,
+            before_answer=before_answer,
             max_batch=max_batch,
             gather=gather,
             enough=enough,
             in_flight=in_flight,
             publish_budget=publish_budget,
+            before_answer_budget=before_answer_budget,
             tally=tally,
         ),
         capacity=capacity,

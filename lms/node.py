@@ -304,13 +304,15 @@ async def open_actors(settings: Settings, store: Store, drain: trio.Event) -> As
         await nursery.start(supervisor.run)
         live, bus = await _start_live(settings, supervisor, nursery)
         cache = await _start_cache(settings, store, bus, nursery)
-        # One cache invalidation per committed progress batch, from the events it publishes.
+        # One cache invalidation per committed progress batch, from its events, made before
+        # its answers: a learner's next read after an acknowledged heartbeat is fresh here.
         invalidations = EventInvalidations(cache, live.publish)
         await nursery.start(invalidations.run)
         progress = await start_progress_writer(
             supervisor,
             partial(store.db.kept_connection, progress_store.ProgressRows().apply_batch),
-            invalidations.publish,
+            live.publish,
+            before_answer=invalidations.settle,
         )
         transcoder = await start_transcoder_pool(
             supervisor, settings, store.db, invalidations.publish, WorkerKind.NODE

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 import asyncpg
 import pytest
@@ -67,7 +68,7 @@ async def ignore(event: Event) -> None:
 async def running_writer(
     commit: Callable[[list[ProgressWrite]], Awaitable[list[Written | Refused]]],
     publish: Callable[[Event], Awaitable[None]] = ignore,
-    **options: float,
+    **options: Any,
 ) -> AsyncIterator[ProgressWrites]:
     """A writer under its own supervisor, stopped (cancelled) when the block ends."""
     async with trio.open_nursery() as nursery:
@@ -484,3 +485,63 @@ async def test_a_stuck_event_sink_holds_the_writer_only_for_its_budget(database_
             # The fourth answer came once the third batch's events had been given up on.
             stats = writes.statistics()
         assert (stats.events_published, stats.events_dropped) == (0, 3)
+
+
+async def test_a_batch_is_answered_only_after_its_before_answer_hook_returns(
+    database_url: str,
+) -> None:
+    """The node invalidates cached dashboards in this hook: an asker's next read comes after."""
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed, learners=3)
+        video = course.videos[0]
+        answered: list[int] = []
+        hooked: list[tuple[list[tuple[int, int]], list[int]]] = []
+
+        async def before_answer(events: Sequence[Event]) -> None:
+            await trio.sleep(0.05)  # a slow invalidation, still within the budget
+            rows = [(e.user_id, e.content_id) for e in events if isinstance(e, ProgressChanged)]
+            hooked.append((sorted(rows), list(answered)))
+
+        async def send(user: int, segment: tuple[float, float]) -> None:
+            answer = await writes.record(heartbeat(user, video, segment), timeout=TIMEOUT)
+            assert isinstance(answer, Written)
+            answered.append(user)
+
+        async with running_writer(CountedCommit(db), before_answer=before_answer) as writes:
+            async with trio.open_nursery() as nursery:
+                for user in course.learners:
+                    nursery.start_soon(send, user, (0.0, 10.0))
+            # A write that changes nothing does not call it.
+            await send(course.learners[0], (2.0, 8.0))
+            stats = writes.statistics()
+
+    assert hooked == [(sorted((u, video) for u in course.learners), [])]
+    assert sorted(answered) == sorted([*course.learners, course.learners[0]])
+    assert (stats.batches, stats.hooks_late) == (2, 0)
+
+
+async def test_a_stuck_or_failing_before_answer_hook_holds_answers_only_for_its_budget(
+    database_url: str,
+) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed)
+        learner, video = course.learners[0], course.videos[0]
+        calls = 0
+
+        async def before_answer(events: Sequence[Event]) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                await trio.sleep_forever()
+            raise ConnectionError("the cache is unreachable")
+
+        async with running_writer(
+            CountedCommit(db), before_answer=before_answer, before_answer_budget=0.2
+        ) as writes:
+            with trio.fail_after(5):
+                for second in range(2):
+                    write = heartbeat(learner, video, (second * 10.0, second * 10.0 + 5))
+                    assert isinstance(await writes.record(write, timeout=TIMEOUT), Written)
+            stats = writes.statistics()
+        assert (calls, stats.hooks_late, stats.events_published) == (2, 2, 2)
+        assert await stored_played(db, learner, video) == ((0, 5), (10, 15))

@@ -93,3 +93,29 @@ async def test_a_job_outdates_its_course_when_its_status_moves_not_on_each_tick(
         await trio.testing.wait_all_tasks_blocked()
         calls.append(sink.calls)
     assert calls == [1, 2, 3, 3, 3, 4]
+
+
+async def test_settle_returns_once_its_events_tags_are_invalidated_sharing_calls(
+    nursery: trio.Nursery,
+) -> None:
+    """The progress writer's hook: what a batch outdated is gone when settle returns, and
+    batches settling side by side share calls."""
+    cache = Cache(max_bytes=1 << 20)
+
+    async def live(event: Event) -> None:
+        raise AssertionError("settle passes nothing on: the writer publishes after answering")
+
+    sink = EventInvalidations(cache, live)
+    await nursery.start(sink.run)
+    for key, tags in [("a", ["user:1"]), ("b", ["course:8"]), ("c", ["user:2"])]:
+        await cached(cache, key, tags)
+
+    await sink.settle([changed(1, 7, 9)])
+    assert cache.statistics().memory.entries == 2  # "a" went before settle returned
+    async with trio.open_nursery() as batches:
+        batches.start_soon(sink.settle, [changed(3, 8, 10)])
+        batches.start_soon(sink.settle, [changed(2, 9, 11)])
+    assert cache.statistics().memory.entries == 0
+    assert sink.calls == 2  # one for the first batch, one for the two side by side
+    await sink.settle([])  # nothing outdated: no call
+    assert sink.calls == 2
