@@ -1,5 +1,14 @@
 """Registration, login, token refresh and logout, and who a token's bearer is now: the rules,
-with storage and hashing passed in."""
+with storage and hashing passed in.
+
+Every authenticated request reads its caller's standing (role and token generation), so it is
+kept in the node's cache under the user's `account` tag, with their profile (`me`). Whatever
+revokes tokens or changes the row through here (a role change, logout, a replayed refresh
+token, an edit) invalidates that tag once its transaction has committed and before it answers:
+on this node the next request sees it, on the others once the Bus brings the invalidation
+(within 100 ms). A change made behind the API's back (SQL, `lms createadmin` in another
+process) is seen within `ACCOUNT_TTL`.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +29,10 @@ from lms.store.rows import changes
 from proto.api import LoginRequest, RegisterRequest, Role, TokenPair, User, UserPatch
 
 log = structlog.get_logger()
+
+# The longest a cached standing or profile is kept: what a change that did not invalidate it
+# (made outside this service) may take to be seen.
+ACCOUNT_TTL = 30.0
 
 
 class Accounts:
@@ -56,6 +69,8 @@ class Accounts:
             users.rotate_refresh, claims.jti, successor.jti, successor.family, successor.expires_at
         )
         if rotated is None:
+            # A replay revoked the family and the user's access tokens (or the token was spent).
+            await self._cache.invalidate(tags.account(claims.user_id))
             log.warning("refresh_token_replayed", user_id=claims.user_id)
             raise Unauthenticated("this refresh token was already used or revoked; log in again")
         user, generation = rotated
@@ -64,6 +79,7 @@ class Accounts:
     async def log_out(self, who: Principal) -> None:
         """End every session of the user: their refresh and access tokens, on every device."""
         await self._db.transaction(users.log_out, who.user_id)
+        await self._cache.invalidate(tags.account(who.user_id))
         log.info("user_logged_out", user_id=who.user_id)
 
     async def authenticate(self, token: str) -> Principal:
@@ -87,9 +103,19 @@ class Accounts:
         return Principal(who.user_id, (await self._standing_of(who.user_id)).role)
 
     async def standing(self, user_id: int) -> Standing | None:
-        """The user's role and token generation now: one primary-key read, on every
-        authenticated request (the one place to put a cache in front of)."""
-        return await self._db.connection(users.standing, user_id)
+        """The user's role and token generation now (None once they are gone), read on every
+        authenticated request: from the cache, else one primary-key read."""
+
+        async def read() -> Standing | None:
+            return await self._db.connection(users.standing, user_id)
+
+        return await self._cache.get_or_compute(
+            f"account:standing:{user_id}",
+            [tags.account(user_id)],
+            ACCOUNT_TTL,
+            read,
+            Standing | None,  # type: ignore[arg-type]
+        )
 
     async def _standing_of(self, user_id: int) -> Standing:
         standing = await self.standing(user_id)
@@ -98,7 +124,16 @@ class Accounts:
         return standing
 
     async def me(self, who: Principal) -> User:
-        user = await self._db.transaction(users.user_by_id, who.user_id)
+        async def read() -> User | None:
+            return await self._db.connection(users.user_by_id, who.user_id)
+
+        user = await self._cache.get_or_compute(
+            f"account:user:{who.user_id}",
+            [tags.account(who.user_id)],
+            ACCOUNT_TTL,
+            read,
+            User | None,  # type: ignore[arg-type]
+        )
         if user is None:
             raise Unauthenticated("this account no longer exists")
         return user
@@ -115,9 +150,9 @@ class Accounts:
         user = await self._db.transaction(users.update_user, user_id, values)
         if user is None:
             raise NotFound(f"no user with id {user_id}")
-        # Their time zone counts their days; their role what they may see; the platform
-        # counts users by role.
-        await self._cache.invalidate(tags.user(user_id), tags.PLATFORM)
+        # Their account row changed (a role change also revoked their tokens); their time
+        # zone counts their days; the platform counts users by role.
+        await self._cache.invalidate(tags.account(user_id), tags.user(user_id), tags.PLATFORM)
         if "role" in values:
             log.info("user_role_changed", user_id=user_id, role=user.role, by=who.user_id)
         return user

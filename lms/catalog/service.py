@@ -1,5 +1,10 @@
 """Courses, modules, contents and enrolment: each operation checks who may do it, then stores,
-then invalidates the cache tags the change outdates (`lms.analytics.tags`)."""
+then invalidates the cache tags the change outdates (`lms.analytics.tags`).
+
+A course's own row, read on its page and before each enrolment, is kept in the cache under its
+`course_row` tag, which only an edit or a deletion of the course invalidates (progress in the
+course does not touch it). A missing course is not cached: its id may be handed out next.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +35,10 @@ from proto.api import (
 
 T = TypeVar("T", bound=msgspec.Struct)
 
+# The longest a course's row is kept: what a change made outside this service (SQL) may take
+# to be seen; every change through here invalidates it at once.
+COURSE_TTL = 300.0
+
 
 class Catalog:
     def __init__(self, db: Database, cache: Cache) -> None:
@@ -49,23 +58,32 @@ class Catalog:
         return await self._db.transaction(courses.list_courses, limit, offset)
 
     async def course(self, course_id: int) -> Course:
-        course = await self._db.transaction(courses.course_by_id, course_id)
-        if course is None:
-            raise NotFound(f"no course with id {course_id}")
-        return course
+        async def read() -> Course:
+            course = await self._db.connection(courses.course_by_id, course_id)
+            if course is None:
+                raise NotFound(f"no course with id {course_id}")
+            return course
+
+        return await self._cache.get_or_compute(
+            f"catalog:course:{course_id}", [tags.course_row(course_id)], COURSE_TTL, read, Course
+        )
 
     async def edit_course(self, who: Principal, course_id: int, patch: CoursePatch) -> Course:
         course = await self._db.transaction(
             courses.managed, who, course_id, courses.update_course, course_id, changes(patch)
         )
-        await self._cache.invalidate(tags.course(course_id), tags.PLATFORM)
+        await self._cache.invalidate(
+            tags.course_row(course_id), tags.course(course_id), tags.PLATFORM
+        )
         return course
 
     async def delete_course(self, who: Principal, course_id: int) -> None:
         await self._db.transaction(
             courses.managed, who, course_id, courses.delete_course, course_id
         )
-        await self._cache.invalidate(tags.course(course_id), tags.PLATFORM)
+        await self._cache.invalidate(
+            tags.course_row(course_id), tags.course(course_id), tags.PLATFORM
+        )
 
     # --- modules and contents -----------------------------------------------------------------
 
@@ -86,7 +104,9 @@ class Catalog:
     async def add_content(self, who: Principal, course_id: int, body: ContentCreate) -> Content:
         if body.kind == "video" and body.body is not None:
             raise Invalid("a video content has no body; upload the video to it instead")
-        content = await self._add(who, course_id, courses.contents, changes(body))
+        content = await self._db.transaction(
+            courses.managed, who, course_id, courses.insert_content, course_id, changes(body)
+        )
         await self._cache.invalidate(tags.course(course_id), tags.content(content.id))
         return content
 
