@@ -44,7 +44,7 @@ class Accounts:
     async def register(self, request: RegisterRequest) -> User:
         password_hash = await hash_password(request.password)
         user = await self._db.transaction(
-            users.insert_user, request.email, request.name.strip(), password_hash, Role.LEARNER
+            users.register, request.email, request.name.strip(), password_hash, Role.LEARNER
         )
         if user is None:
             raise Conflict("an account with this e-mail address already exists")

@@ -15,8 +15,9 @@ import msgspec
 
 from lms.domain.access import Principal, may_manage_course, may_read_contents
 from lms.errors import Forbidden, Invalid, NotFound
+from lms.store import digests
 from lms.store.rows import insert_row, to_struct, update_row
-from proto.api import Content, Course, Enrollment, Module
+from proto.api import Content, ContentKind, Course, Enrollment, Module
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -175,6 +176,18 @@ async def insert_checked(
     """`part.insert`, once the module the values name (if any) is known to be the course's."""
     await _check_module(conn, course_id, values)
     return await part.insert(conn, course_id, values)
+
+
+async def insert_content(
+    conn: asyncpg.Connection, course_id: int, values: dict[str, Any]
+) -> Content:
+    """`insert_checked` for a content. A text is published as it is created, so it joins its
+    learners' digests in the same transaction; a video joins them once its first transcode
+    completes (lms/store/jobs.py `complete`)."""
+    content = await insert_checked(conn, contents, course_id, values)
+    if content.kind == ContentKind.TEXT:
+        await digests.add_to_digests(conn, content.id)
+    return content
 
 
 async def update_checked(

@@ -22,6 +22,7 @@ import asyncpg
 import msgspec
 
 from lms.domain.jobs import after_failed_attempt, check_move, check_retry, status_of
+from lms.store import digests
 from proto.jobs import (
     ClaimedJob,
     Completion,
@@ -275,7 +276,8 @@ async def complete(
     conn: asyncpg.Connection, lease: Lease, manifest: MediaManifest, published: str
 ) -> Completion | LeaseStatus:
     """Mark the job done and make `published` (a directory holding the manifest's files) the
-    content's video; when the caller no longer holds the lease, write nothing and say why."""
+    content's video, and put a first video into its learners' digests (lms/store/digests.py);
+    when the caller no longer holds the lease, write nothing and say why."""
     row = await _job(conn, lease.job_id, lock=True)
     if row is None or not _holds(row, lease):
         return _not_held(row)
@@ -308,6 +310,8 @@ async def complete(
         manifest.duration,
     )
     await conn.execute("UPDATE workers SET job_id = NULL WHERE id = $1", lease.worker_id)
+    if replaced is None:  # first published: news for the course's learners (a re-upload is not)
+        await digests.add_to_digests(conn, row["content_id"])
     return Completion(replaced=replaced)
 
 

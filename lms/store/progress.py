@@ -9,8 +9,10 @@ merged under still hold, inserting a missing one only if nobody inserted it mean
 says which rows it wrote. The same statement adds what each row it wrote newly credited (the
 watched seconds its merge gained over the row it replaced, and a completion if it became
 completed) to the learner's UTC hour in `activity_hourly`: credit follows the row actually
-written, so a repeat, or a row another writer got to first, adds nothing. A write that is
-refused does not disturb the others: refusals are values in the result, not exceptions.
+written, so a repeat, or a row another writer got to first, adds nothing. It also writes the
+achievement mail of the completions it made (a learner's first video, a course completed) into
+the outbox, under keys that make each one at most once. A write that is refused does not
+disturb the others: refusals are values in the result, not exceptions.
 
 The writer's `ProgressRows` also remembers the rows it last read or wrote, with their rules,
 and reads only the rows it does not remember: a learner's heartbeats go to the same node, so
@@ -337,7 +339,7 @@ async def _write(
     version is unchanged; a missing row is still missing) and an existing row's rules and
     enrolment are still those it was merged under; return the keys written, with the version
     each now has. Each row written adds its gain to its learner's hour of `now` in
-    `activity_hourly` (see the module's docstring).
+    `activity_hourly`, and each completion its achievement mail (see the module's docstring).
 
     The rows travel as one JSON parameter, encoded by msgspec and unpacked by
     `json_to_recordset`: column arrays cost the node ~100 us more per batch of 25 (asyncpg
@@ -439,6 +441,54 @@ async def _write(
             ON CONFLICT (user_id, content_id, hour) DO UPDATE
             SET watched_seconds = a.watched_seconds + excluded.watched_seconds,
                 completions = a.completions + excluded.completions
+        ),
+        -- Achievement mail for what this statement completed. Like every CTE here, these read
+        -- `progress` as it stood before the statement, so "no video completed before" and
+        -- "the course's other contents completed before" are exact, and only a row this
+        -- statement wrote counts. The idempotency keys make each achievement once per user
+        -- (per course) even so.
+        completed AS (
+            SELECT c.user_id, c.content_id, c.course_id, ct.kind, ct.title
+            FROM credited c JOIN contents ct ON ct.id = c.content_id
+            WHERE c.completes
+        ),
+        first_video AS (
+            INSERT INTO outbox (idempotency_key, kind, user_id, to_address, template, context)
+            SELECT 'achievement:user:' || u.id || ':first_video', 'achievement', u.id, u.email,
+                   'achievement_first_video',
+                   jsonb_build_object(
+                       'name', u.name,
+                       'content', jsonb_build_object('id', f.content_id, 'title', f.title),
+                       'course', jsonb_build_object('id', co.id, 'title', co.title))
+            FROM (SELECT DISTINCT ON (user_id) * FROM completed WHERE kind = 'video'
+                  ORDER BY user_id, content_id) f
+            JOIN users u ON u.id = f.user_id
+            JOIN courses co ON co.id = f.course_id
+            WHERE NOT EXISTS (SELECT FROM progress p JOIN contents ct ON ct.id = p.content_id
+                              WHERE p.user_id = f.user_id AND p.completed_at IS NOT NULL
+                                AND ct.kind = 'video')
+            ORDER BY u.id
+            ON CONFLICT (idempotency_key) DO NOTHING
+        ),
+        course_completed AS (
+            INSERT INTO outbox (idempotency_key, kind, user_id, to_address, template, context)
+            SELECT 'achievement:user:' || u.id || ':course:' || co.id, 'achievement', u.id,
+                   u.email, 'achievement_course',
+                   jsonb_build_object(
+                       'name', u.name,
+                       'course', jsonb_build_object('id', co.id, 'title', co.title))
+            FROM (SELECT user_id, course_id, count(*) AS now_completed FROM completed
+                  GROUP BY user_id, course_id) n
+            JOIN users u ON u.id = n.user_id
+            JOIN courses co ON co.id = n.course_id
+            -- Complete as the dashboards count it: every content of the course.
+            WHERE n.now_completed
+                  + (SELECT count(*) FROM progress p
+                     WHERE p.user_id = n.user_id AND p.course_id = n.course_id
+                       AND p.completed_at IS NOT NULL)
+                  = (SELECT count(*) FROM contents ct WHERE ct.course_id = n.course_id)
+            ORDER BY u.id, co.id
+            ON CONFLICT (idempotency_key) DO NOTHING
         )
         SELECT user_id, content_id, version FROM updated
         UNION ALL

@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 import asyncpg
 
 from lms.domain.access import Standing
+from lms.store import outbox
 from lms.store.rows import to_struct, update_row
 from proto.api import Role, User
+from proto.mail import MailKind, OutboxMessage
 
 
 async def insert_user(
@@ -33,6 +35,44 @@ async def insert_user(
         role.value,
     )
     return None if row is None else to_struct(row, User)
+
+
+async def register(
+    conn: asyncpg.Connection, email: str, name: str, password_hash: str, role: Role
+) -> User | None:
+    """`insert_user` and its mail, in the caller's transaction: a welcome for the new account,
+    or, when the address is taken, a notice to its owner that someone tried to register it (at
+    most one a day, so nobody can flood a mailbox through the form)."""
+    user = await insert_user(conn, email, name, password_hash, role)
+    if user is not None:
+        await outbox.enqueue(
+            conn,
+            OutboxMessage(
+                kind=MailKind.WELCOME,
+                idempotency_key=f"welcome:user:{user.id}",
+                user_id=user.id,
+                to=user.email,
+                template=MailKind.WELCOME.value,
+                context={"name": user.name},
+            ),
+        )
+        return user
+    found = await credentials(conn, email)
+    if found is not None:
+        owner, _ = found
+        today = datetime.now(UTC).date()
+        await outbox.enqueue(
+            conn,
+            OutboxMessage(
+                kind=MailKind.ACCOUNT_EXISTS,
+                idempotency_key=f"account_exists:user:{owner.id}:{today.isoformat()}",
+                user_id=owner.id,
+                to=owner.email,
+                template=MailKind.ACCOUNT_EXISTS.value,
+                context={"name": owner.name},
+            ),
+        )
+    return None
 
 
 async def user_by_id(conn: asyncpg.Connection, user_id: int) -> User | None:

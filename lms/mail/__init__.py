@@ -1,0 +1,1 @@
+"""Mail: message templates and their rendering, and the transports that send them."""
