@@ -53,3 +53,27 @@ def streaks(dates: Iterable[date], today: date) -> Streaks:
 def learner_streaks(hours: Iterable[datetime], zone: tzinfo, now: datetime) -> Streaks:
     """A learner's streaks from their active UTC hours, in their time zone, at `now`."""
     return streaks(active_dates(hours, zone), local_date(now, zone))
+
+
+# Streak lengths that earn an achievement (lms/store/scheduled_mail.py writes its mail).
+MILESTONES = (7, 30)
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    days: int  # one of MILESTONES
+    since: date  # the streak's first day: with `days`, names the award
+
+
+def milestone(dates: Iterable[date], today: date) -> Milestone | None:
+    """The longest of `MILESTONES` that the current streak among `dates` has reached, with the
+    day the streak began; None below the shortest. A streak past 30 days still names 30 (and
+    its first day), so an award already made is not made again, and one found late (a
+    learner at 35 days when awards began) is the one reached, not every one passed."""
+    current = streaks(dates, today).current
+    reached = [days for days in MILESTONES if days <= current]
+    if not reached:
+        return None
+    active = {d.toordinal() for d in dates}
+    last = today.toordinal() if today.toordinal() in active else today.toordinal() - 1
+    return Milestone(reached[-1], date.fromordinal(last - current + 1))
