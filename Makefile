@@ -51,13 +51,14 @@ bench: install system-deps $(BENCH_STAMP)
 	  echo "installing ffmpeg (the transcode benchmark's baseline)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
 	@command -v wrk >/dev/null || { \
-	  echo "installing wrk (the streaming benchmark's load)"; \
+	  echo "installing wrk (the streaming and dashboard benchmarks' load)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m tests.bench.bridge
 	$(BIN)/python -m tests.bench.progress
 	$(BIN)/python -m tests.bench.live
 	$(BIN)/python -m tests.bench.transcode
 	$(BIN)/python -m tests.bench.streaming
+	$(BIN)/python -m tests.bench.dashboard
 
 clean:
 	rm -rf $(VENV) .lms .pytest_cache .ruff_cache
