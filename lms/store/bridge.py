@@ -11,7 +11,7 @@ trio. Each crossing costs a round trip through both schedulers, so callers that 
 operations that belong together (acquire a connection, open a transaction, run three statements)
 write them as one asyncio coroutine function and cross once.
 
-Three changes to trio-asyncio's loop, made here, all to behave as asyncio's own loop does:
+Four changes to trio-asyncio's loop, made here, all to behave as asyncio's own loop does:
 
 - It runs one asyncio callback per trio scheduling pass, and a database round trip is several
   callbacks (data received, the task's step, the reader's synchronisation), each then paying a
@@ -27,6 +27,13 @@ Three changes to trio-asyncio's loop, made here, all to behave as asyncio's own 
   operation: asyncpg's pool reconnecting in the background, when closed or timed out
   mid-handshake, sets an exception on a future it no longer awaits. `_log_orphaned_errors`
   logs them instead; an error in work that crossed the bridge still reaches its caller.
+- It keeps a cancelled timer in its heap until the timer falls due, and the timer keeps the
+  context it was made in. asyncpg's pool starts a timer (the idle lifetime, 60 s) on every
+  release and cancels it on the next acquire, from inside the request that crossed, whose
+  context holds that request (Quart's request context: headers, scope, body): a node kept every
+  request of the last minute alive, ~11 KB each, hundreds of MB at a few hundred requests a
+  second. `_forget_cancelled_timers` drops a cancelled timer's context at once and, as asyncio
+  does, rebuilds the heap without the cancelled timers once they are most of it.
 
 Those internals are why pyproject.toml allows one minor version of each package
 (`SUPPORTED`), and why importing this module checks that every internal name it patches or reads
@@ -39,6 +46,7 @@ This module is the only one that imports trio_asyncio.
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -86,7 +94,9 @@ def check_internals() -> None:
       ImportError: as `require_internals` does.
     """
     require_internals(
-        trio_asyncio.TrioEventLoop, ("_main_loop_one", "_check_callback"), package="trio-asyncio"
+        trio_asyncio.TrioEventLoop,
+        ("_main_loop_one", "_check_callback", "_timer_handle_cancelled"),
+        package="trio-asyncio",
     )
     send, receive = trio.open_memory_channel[object](0)
     with send, receive:
@@ -102,6 +112,7 @@ async def open_bridge() -> AsyncIterator[None]:
     async with trio_asyncio.open_loop() as loop:
         _run_ready_together(loop)
         _check_callbacks_in_debug_only(loop)
+        _forget_cancelled_timers(loop)
         loop.set_exception_handler(_log_orphaned_errors)
         yield
 
@@ -136,6 +147,32 @@ def _check_callbacks_in_debug_only(loop: trio_asyncio.TrioEventLoop) -> None:
 
 def _accept(callback: object, method: str) -> None:
     pass
+
+
+# asyncio's own loop compacts its heap past the same share and count (base_events.py).
+_COMPACT_SHARE = 0.5
+_COMPACT_MIN = 100
+
+
+def _forget_cancelled_timers(loop: trio_asyncio.TrioEventLoop) -> None:
+    # Pinned to trio-asyncio's internals: `TimerHandle.cancel` calls the loop's
+    # `_timer_handle_cancelled`, looked up on the instance (a no-op there), and `_timers` is the
+    # loop's heap of TimerHandles, from which a cancelled one is only dropped when due. A
+    # cancelled handle's context is never used again: the loop skips cancelled handles.
+    require_internals(loop, ("_timers",), package="trio-asyncio")
+    timers: list[asyncio.TimerHandle] = loop._timers
+    cancelled = 0
+
+    def forget(handle: asyncio.TimerHandle) -> None:
+        nonlocal cancelled
+        handle._context = None  # type: ignore[attr-defined]
+        cancelled += 1
+        if cancelled > _COMPACT_MIN and cancelled > _COMPACT_SHARE * len(timers):
+            timers[:] = [timer for timer in timers if not timer.cancelled()]
+            heapq.heapify(timers)
+            cancelled = 0
+
+    loop._timer_handle_cancelled = forget
 
 
 def _log_orphaned_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
