@@ -39,3 +39,12 @@ class Unsubscribed(Response):
 
     user_id: int
     kind: MailKind
+
+
+class MailPreview(Response):
+    """A template rendered with sample data, as it would be sent."""
+
+    template: str
+    subject: str
+    html: str
+    text: str
