@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from lms.domain.client_address import Network, parse_networks
 from lms.domain.media_urls import MediaKey, derived_key, parse_keys
+from lms.domain.token_bucket import Limit
 
 T = TypeVar("T")
 
 DEFAULT_DATA_DIR = Path(".lms")
 MIN_SECRET_LENGTH = 32
+RESET_LIMIT_PER_ADDRESS = Limit(capacity=5, rate=5 / 3600)
+RESET_LIMIT_PER_IP = Limit(capacity=30, rate=30 / 3600)
 
 
 class ConfigError(Exception):
@@ -74,6 +78,12 @@ class Settings:
     accel_redirect: str | None = None
     # The cache's memory tier on each node (lms/cache), in bytes of keys and values.
     cache_max_bytes: int = 64 << 20
+    # Proxies whose X-Forwarded-For names the client (lms/domain/client_address.py); none by
+    # default, so a client cannot choose the address it is rate-limited by.
+    trusted_proxies: tuple[Network, ...] = ()
+    # Password reset requests: per e-mail address (the mail it sends), per client address.
+    reset_limit_per_address: Limit = RESET_LIMIT_PER_ADDRESS
+    reset_limit_per_ip: Limit = RESET_LIMIT_PER_IP
 
     def __repr__(self) -> str:
         """Every field but the secrets, and URLs without their passwords: settings end up in
@@ -158,6 +168,13 @@ class Settings:
             accel_redirect=reader.parse("LMS_ACCEL_REDIRECT", None, _internal_location),
             cache_max_bytes=reader.parse(
                 "LMS_CACHE_MAX_BYTES", cls.cache_max_bytes, _int_between(1 << 20, 1 << 40)
+            ),
+            trusted_proxies=reader.parse("LMS_TRUSTED_PROXIES", (), parse_networks),
+            reset_limit_per_address=reader.parse(
+                "LMS_RESET_LIMIT_PER_ADDRESS", cls.reset_limit_per_address, _limit
+            ),
+            reset_limit_per_ip=reader.parse(
+                "LMS_RESET_LIMIT_PER_IP", cls.reset_limit_per_ip, _limit
             ),
         )
         if settings.db_pool_min > settings.db_pool_max:
@@ -250,6 +267,18 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _limit(raw: str) -> Limit:
+    """`"5/3600"`: a burst of 5, refilled at 5 per 3600 seconds."""
+    count, _, seconds = raw.partition("/")
+    try:
+        capacity, period = int(count), float(seconds)
+    except ValueError:
+        raise ValueError("expected requests/seconds, such as 5/3600") from None
+    if not 1 <= capacity <= 1_000_000 or not 0 < period <= 366 * 86_400:
+        raise ValueError("expected 1 to 1000000 requests per 0 to 31622400 seconds")
+    return Limit(capacity, capacity / period)
 
 
 def _seconds(raw: str) -> float:

@@ -55,3 +55,14 @@ class TooLarge(LmsError):
 class TooManyRequests(LmsError):
     status = 429
     code = "too_many_requests"
+
+
+class RateLimited(TooManyRequests):
+    """Over a rate limit: the edge answers with `Retry-After`, the whole seconds until the next
+    request would be taken."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -25,6 +25,7 @@ from actors.bus import Bus
 from actors.live_router import LiveRouter
 from actors.progress_writer import ProgressWrites, start_progress_writer
 from actors.runtime import Address, GiveUpHandler, Supervisor, SupervisorGaveUp
+from lms.accounts.password_reset import PasswordResets
 from lms.accounts.service import Accounts
 from lms.accounts.tokens import TokenIssuer
 from lms.analytics.invalidations import EventInvalidations
@@ -38,6 +39,7 @@ from lms.health import NodeHealth
 from lms.heap import settle_after_startup
 from lms.http import media_app
 from lms.http.app import create_app
+from lms.http.rate_limits import RateLimits
 from lms.http.unread_body import UnreadBodyGuard
 from lms.http.wire import Services
 from lms.jobs.pool import start_transcoder_pool
@@ -381,6 +383,8 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
         progress=ProgressService(store.db, group_committed(actors.progress)),
         analytics=Analytics(store.db, actors.cache),
         cache=actors.cache,
+        password_resets=PasswordResets(store.db, actors.cache),
+        limits=RateLimits.in_memory(settings),
     )
 
 

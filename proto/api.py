@@ -86,6 +86,25 @@ class TokenPair(Response):
     token_type: str = "bearer"
 
 
+class PasswordResetRequest(Request):
+    email: Email
+
+
+class PasswordResetRequested(Response):
+    """The same whether or not an account has the address: who has one is not revealed."""
+
+    message: str
+
+
+class PasswordResetConfirm(Request):
+    """`token` from the reset mail's link; `password` under the rules of registration. With
+    `email`, the token must be the one mailed to that address."""
+
+    token: Annotated[str, Meta(min_length=1, max_length=256)]
+    password: Password
+    email: Email | None = None
+
+
 # --- users ------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""`/api/v1/auth`: register, log in, refresh, log out."""
+"""`/api/v1/auth`: register, log in, refresh, log out, reset a forgotten password."""
 
 from __future__ import annotations
 
@@ -6,8 +6,19 @@ from quart import Blueprint, Response
 from quart_schema import tag
 
 from lms.domain.access import Principal
+from lms.http.rate_limits import limit
 from lms.http.wire import authenticated, json_body, no_content, respond, returns, services
-from proto.api import ErrorBody, LoginRequest, RefreshRequest, RegisterRequest, TokenPair, User
+from proto.api import (
+    ErrorBody,
+    LoginRequest,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    PasswordResetRequested,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPair,
+    User,
+)
 
 blueprint = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 
@@ -49,4 +60,42 @@ async def logout(who: Principal) -> Response:
     """End every session of the caller: all their refresh tokens and access tokens, on every
     device, stop working at once."""
     await services().accounts.log_out(who)
+    return no_content()
+
+
+@blueprint.post("/password-reset")
+@tag(["auth"])
+@json_body(PasswordResetRequest)
+@returns(PasswordResetRequested, 202)
+@returns(ErrorBody, 429)
+async def request_password_reset(body: PasswordResetRequest) -> Response:
+    """Mail a link to reset the password to the address, if an account has it. The answer is
+    the same, and as quick, either way. Limited per address and per client (429 with
+    Retry-After)."""
+    limits = services().limits
+    await limit(limits.reset_per_ip, limits.client(), "password reset requests from here")
+    await limit(limits.reset_per_address, body.email.lower(), "password resets for this address")
+    await services().password_resets.request(body.email)
+    return respond(
+        PasswordResetRequested(
+            "if an account has this address, a link to reset its password is on its way; "
+            "it works once, within an hour"
+        ),
+        202,
+    )
+
+
+@blueprint.post("/password-reset/confirm")
+@tag(["auth"])
+@json_body(PasswordResetConfirm)
+@returns(ErrorBody, 400)
+@returns(ErrorBody, 410)
+@returns(ErrorBody, 429)
+async def confirm_password_reset(body: PasswordResetConfirm) -> Response:
+    """Set a new password with the token from a reset link, and end every session of the
+    account. Refused: `reset_token_invalid` (400: unknown or altered, or for another `email`),
+    `reset_token_used` (410), `reset_token_expired` (410, after an hour)."""
+    limits = services().limits
+    await limit(limits.reset_per_ip, limits.client(), "password reset attempts from here")
+    await services().password_resets.confirm(body)
     return no_content()

@@ -7,13 +7,14 @@ plain 500 naming that id: no stack trace ever reaches a client.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import structlog
 from quart import Quart, Response, has_request_context, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from actors.runtime import ActorError, AskTimeout
-from lms.errors import LmsError
+from lms.errors import LmsError, RateLimited
 from lms.http.wire import respond
 from lms.store.database import StoreUnavailable
 from proto.api import ErrorBody, ErrorDetail
@@ -39,6 +40,8 @@ async def on_lms_error(error: LmsError) -> Response:
     response = error_response(error.status, error.code, error.message, error.details)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     return response
 
 

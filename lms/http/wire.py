@@ -18,6 +18,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
 import proto
+from lms.accounts.password_reset import PasswordResets
 from lms.accounts.service import Accounts
 from lms.analytics.service import Analytics
 from lms.cache.cache import Cache
@@ -25,6 +26,7 @@ from lms.catalog.service import Catalog
 from lms.domain.access import Principal
 from lms.errors import Invalid, LmsError, Unauthenticated
 from lms.health import NodeHealth
+from lms.http.rate_limits import RateLimits
 from lms.jobs.service import Jobs
 from lms.jobs.videos import Videos
 from lms.live.service import LiveService
@@ -51,6 +53,8 @@ class Services:
     analytics: Analytics
     # The node's cache, for services and edges that keep answers in it.
     cache: Cache
+    password_resets: PasswordResets
+    limits: RateLimits
 
 
 def services() -> Services:
