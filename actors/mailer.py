@@ -37,7 +37,7 @@ from typing import Literal, Protocol
 import structlog
 import trio
 
-from actors.runtime import Address, Inbox, MailboxStatistics, Supervisor
+from actors.runtime import Address, GiveUpHandler, Inbox, MailboxStatistics, Supervisor
 from lms.domain.outbox import DeliveryFailed, RetryPolicy, after_failed_attempt, retry_delay
 from proto.mail import ClaimedMail, MailWaiting, OutboxState
 
@@ -326,8 +326,10 @@ async def start_mailer(
     *,
     name: str = "mailer",
     jitter: Callable[[], float] = random.random,
+    on_give_up: GiveUpHandler | None = None,
 ) -> MailerHandle:
-    """Start a Mailer under `supervisor` (restarted on the same mailbox if it crashes)."""
+    """Start a Mailer under `supervisor` (restarted on the same mailbox if it crashes;
+    `on_give_up` as `Supervisor.start` takes it)."""
     tally = _Tally()
     address = await supervisor.start(
         name,
@@ -341,5 +343,6 @@ async def start_mailer(
             tally=tally,
         ),
         capacity=MAILBOX_CAPACITY,
+        on_give_up=on_give_up,
     )
     return MailerHandle(address, tally)

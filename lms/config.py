@@ -12,6 +12,7 @@ import secrets
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from email.utils import parseaddr
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from lms.domain.client_address import Network, parse_networks
 from lms.domain.media_urls import MediaKey, derived_key, parse_keys
 from lms.domain.token_bucket import Limit
+from lms.mail.smtp_url import SmtpTarget, parse_smtp_url
 
 T = TypeVar("T")
 
@@ -78,6 +80,13 @@ class Settings:
     accel_redirect: str | None = None
     # The cache's memory tier on each node (lms/cache), in bytes of keys and values.
     cache_max_bytes: int = 64 << 20
+    # Mail (lms/mail, actors/mailer.py). No SMTP URL: the embedded default, one .eml file per
+    # message in `mail_dir`.
+    smtp_url: str | None = None
+    mail_from: str = "LMS <lms@localhost>"
+    # The site's origin as learners reach it, for absolute links in mail; "" = this node's
+    # own address (`public_origin`).
+    public_url: str = ""
     # Proxies whose X-Forwarded-For names the client (lms/domain/client_address.py); none by
     # default, so a client cannot choose the address it is rate-limited by.
     trusted_proxies: tuple[Network, ...] = ()
@@ -105,6 +114,16 @@ class Settings:
     def mail_dir(self) -> Path:
         """Where mail goes when no SMTP server is configured: one .eml file per message."""
         return self.data_dir / "mail"
+
+    @property
+    def smtp(self) -> SmtpTarget | None:
+        """The SMTP server mail goes to (LMS_SMTP_URL, checked at start), or None."""
+        return None if self.smtp_url is None else parse_smtp_url(self.smtp_url)
+
+    @property
+    def public_origin(self) -> str:
+        """LMS_PUBLIC_URL, or this node's own address when it is unset (one machine)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -169,6 +188,9 @@ class Settings:
             cache_max_bytes=reader.parse(
                 "LMS_CACHE_MAX_BYTES", cls.cache_max_bytes, _int_between(1 << 20, 1 << 40)
             ),
+            smtp_url=reader.parse("LMS_SMTP_URL", None, _smtp_url),
+            mail_from=reader.parse("LMS_MAIL_FROM", cls.mail_from, _mail_from),
+            public_url=reader.parse("LMS_PUBLIC_URL", "", _origin),
             trusted_proxies=reader.parse("LMS_TRUSTED_PROXIES", (), parse_networks),
             reset_limit_per_address=reader.parse(
                 "LMS_RESET_LIMIT_PER_ADDRESS", cls.reset_limit_per_address, _limit
@@ -339,6 +361,20 @@ _LOCATION = re.compile(r"^/(?:[A-Za-z0-9_\-]+/)+$")
 def _internal_location(raw: str) -> str:
     if _LOCATION.match(raw) is None:
         raise ValueError('expected a location path starting and ending with "/", e.g. /_media/')
+    return raw
+
+
+def _smtp_url(raw: str) -> str:
+    parse_smtp_url(raw)
+    return raw
+
+
+def _mail_from(raw: str) -> str:
+    """An address for `From:`, "Name <user@host>" or "user@host", on one line."""
+    _, address = parseaddr(raw)
+    local, at, domain = address.rpartition("@")
+    if not (local and at and domain) or any(c in raw for c in "\r\n"):
+        raise ValueError('expected an address such as "LMS <noreply@example.org>"')
     return raw
 
 

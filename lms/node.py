@@ -23,6 +23,7 @@ import trio
 
 from actors.bus import Bus
 from actors.live_router import LiveRouter
+from actors.mailer import MailerHandle
 from actors.progress_writer import ProgressWrites, start_progress_writer
 from actors.runtime import Address, GiveUpHandler, Supervisor, SupervisorGaveUp
 from lms.accounts.password_reset import PasswordResets
@@ -46,6 +47,8 @@ from lms.jobs.pool import start_transcoder_pool
 from lms.jobs.service import Jobs
 from lms.jobs.videos import Videos
 from lms.live.service import LiveService
+from lms.mail.admin import OutboxAdmin
+from lms.mail.mailer import mail_destination, mail_transport, start_node_mailer
 from lms.progress.service import ProgressService, group_committed
 from lms.store import bridge
 from lms.store import progress as progress_store
@@ -289,6 +292,8 @@ class Actors:
     # The node's two-tier cache (memory, then Redis when configured), tags invalidated on
     # every node through the Bus.
     cache: Cache
+    # Sends the outbox's mail; `nudge()` after enqueueing sends it now, not at the next poll.
+    mailer: MailerHandle
 
 
 @asynccontextmanager
@@ -319,6 +324,15 @@ async def open_actors(settings: Settings, store: Store, drain: trio.Event) -> As
         transcoder = await start_transcoder_pool(
             supervisor, settings, store.db, invalidations.publish, WorkerKind.NODE
         )
+        # Mail goes out over SMTP, or as .eml files in the data dir. Not a core actor: given up
+        # on, it is logged and the node serves on (its mail waits in the outbox for a mailer).
+        mailer = await start_node_mailer(
+            supervisor,
+            settings,
+            store.db,
+            mail_transport(settings),
+            on_give_up=lambda error: log.error("actor_gave_up", actor=error.name, error=str(error)),
+        )
         yield Actors(
             supervisor,
             given_up,
@@ -327,6 +341,7 @@ async def open_actors(settings: Settings, store: Store, drain: trio.Event) -> As
             live=live,
             transcoder=transcoder,
             cache=cache,
+            mailer=mailer,
         )
         nursery.cancel_scope.cancel()
 
@@ -383,6 +398,7 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
         progress=ProgressService(store.db, group_committed(actors.progress)),
         analytics=Analytics(store.db, actors.cache),
         cache=actors.cache,
+        outbox=OutboxAdmin(store.db, actors.mailer.nudge),
         password_resets=PasswordResets(store.db, actors.cache),
         limits=RateLimits.in_memory(settings),
     )
@@ -407,6 +423,7 @@ def _announce(url: str, settings: Settings, store: Store, demo: Demo | None) -> 
         f"  health:   {url}/health",
         f"  API docs: {url}/docs",
         f"  jobs:     {url}/admin/jobs",
+        f"  mail:     {mail_destination(settings)}",
     ]
     if store.embedded is not None:
         # Not always under LMS_DATA_DIR: see lms/store/postgres_cluster.py `place_cluster`.

@@ -10,6 +10,7 @@ from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 
 from lms.http import (
+    admin_mail,
     announcements,
     auth,
     courses,
@@ -54,6 +55,7 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
         app.register_blueprint(module.blueprint)
     for module in (uploads, jobs, streaming, docs, watch_page, dashboard, dashboard_page):
         app.register_blueprint(module.blueprint)
+    app.register_blueprint(admin_mail.blueprint)
     # Upload routes stream bodies past MAX_CONTENT_LENGTH: each request gets its route's limit.
     app.asgi_http_class = uploads.BodyLimits  # type: ignore[assignment]
 

@@ -30,6 +30,7 @@ from lms.http.rate_limits import RateLimits
 from lms.jobs.service import Jobs
 from lms.jobs.videos import Videos
 from lms.live.service import LiveService
+from lms.mail.admin import OutboxAdmin
 from lms.progress.service import ProgressService
 from lms.uploads.service import Uploads
 from proto.api import MAX_ID, ErrorBody
@@ -53,6 +54,8 @@ class Services:
     analytics: Analytics
     # The node's cache, for services and edges that keep answers in it.
     cache: Cache
+    # The outbox as admins see it (/api/v1/admin/mail).
+    outbox: OutboxAdmin
     password_resets: PasswordResets
     limits: RateLimits
 

@@ -25,13 +25,6 @@ class EmlDirTransport:
     def __init__(self, directory: Path) -> None:
         self._directory = directory
 
-    @property
-    def directory(self) -> Path:
-        return self._directory
-
-    def describe(self) -> str:
-        return f".eml files in {self._directory}"
-
     async def send(self, message: EmailMessage) -> None:
         """Write `message` as a new file.
 

@@ -34,9 +34,6 @@ class SmtpTransport:
         self._target = target
         self._timeout = timeout
 
-    def describe(self) -> str:
-        return self._target.describe()
-
     async def send(self, message: EmailMessage) -> None:
         """Deliver `message` to its `To` address.
 
