@@ -69,6 +69,8 @@ log = structlog.get_logger()
 
 # The longest any cached answer lives (and a tag's version in Redis); answers ask for less.
 CACHE_MAX_TTL = 3600.0
+# The longest a starting node spends caching the busiest courses' analytics.
+WARM_UP_BUDGET = 60.0
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ async def serve(
                     settle_after_startup()
                     _announce(binds[0], settings, store, demo)
                     task_status.started(binds[0])
+                    http.start_soon(_warm_up, services.analytics, drain)
             log.info("node_stopped", node_id=settings.node_id)
             nursery.cancel_scope.cancel()
     if given_up:
@@ -376,6 +379,27 @@ async def _start_cache(settings: Settings, store: Store, bus: Bus, nursery: trio
     cache = Cache(max_bytes=settings.cache_max_bytes, bus=bus, redis=redis)
     await nursery.start(cache.run)
     return cache
+
+
+async def _warm_up(analytics: Analytics, drain: trio.Event) -> None:
+    """Cache the busiest courses' analytics, once the node serves (it never waits for them:
+    they are computed beside its first requests); given up after `WARM_UP_BUDGET` or when the
+    node drains."""
+
+    async def stop_on_drain() -> None:
+        await drain.wait()
+        nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stop_on_drain)
+        with trio.move_on_after(WARM_UP_BUDGET):
+            try:
+                warmed = await analytics.warm()
+            except Exception as exc:  # a node serves without its warm-up
+                log.warning("cache_warm_up_failed", error=repr(exc))
+            else:
+                log.info("cache_warmed", courses=warmed)
+        nursery.cancel_scope.cancel()
 
 
 def _services(settings: Settings, store: Store, actors: Actors) -> Services:

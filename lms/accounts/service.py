@@ -7,7 +7,7 @@ revokes tokens or changes the row through here (a role change, logout, a replaye
 token, an edit) invalidates that tag once its transaction has committed and before it answers:
 on this node the next request sees it, on the others once the Bus brings the invalidation
 (within 100 ms). A change made behind the API's back (SQL, `lms createadmin` in another
-process) is seen within `ACCOUNT_TTL`.
+process) is seen within `ACCOUNT_TTL`, or from the user's next sign-in.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ class Accounts:
         if stored_hash and needs_rehash(stored_hash):
             new_hash = await hash_password(request.password)
             await self._db.transaction(users.set_password_hash, user.id, new_hash)
+        # The row was just read: whatever changed it behind the API's back since it was
+        # cached holds from this sign-in on, on every node.
+        await self._cache.invalidate(tags.account(user.id))
         return await self._issue(user)
 
     async def refresh(self, refresh_token: str) -> TokenPair:

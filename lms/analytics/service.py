@@ -19,6 +19,10 @@ side. A key names everything the answer depends on besides the tags' data:
 
 Access is checked on every request, against what was cached: course analytics carry their
 owner, so an instructor's 403 costs no read either.
+
+A node starting cold has no request counts to say what is worth caching, so `warm` asks
+PostgreSQL which courses had the most learners active over the last day and computes their
+analytics one after another (the node runs it in the background once it serves).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from lms.analytics import tags
-from lms.cache.cache import Cache
+from lms.cache.cache import Cache, Computation
 from lms.domain.access import Principal, may_manage_course
 from lms.domain.active_users import ActiveUsers, since
 from lms.domain.funnel import funnel
@@ -70,6 +74,11 @@ COURSE_TTL = 600.0
 # Jobs moved by `lms worker` processes on other machines reach this node's live layer but not
 # its event sink, so the transcode queue shown may lag this long.
 ADMIN_TTL = 30.0
+
+# Course analytics a starting node computes ahead of the first request, and over what window
+# activity chooses them.
+WARM_COURSES = 10
+WARM_WINDOW = timedelta(days=1)
 
 RECENT_ACTIVITY = 10
 DEFAULT_DAYS = 30
@@ -172,6 +181,21 @@ class Analytics:
         Raises:
           NotFound: no such course.  Forbidden: the caller neither owns it nor is an admin.
         """
+        c = self._course_analytics(course_id)
+        answer = await self._cache.get_or_compute(c.key, c.tags, c.ttl, c.compute, c.type_)
+        if not may_manage_course(who, answer.owner_id):
+            raise Forbidden("only the course's instructor or an admin may see its analytics")
+        return answer
+
+    async def warm(self, courses: int = WARM_COURSES) -> int:
+        """Cache the analytics of the `courses` courses with the most learners active over
+        `WARM_WINDOW`, one after another; returns how many were cached."""
+        busiest = await self._db.connection(
+            activity.busiest_courses, self._clock() - WARM_WINDOW, courses
+        )
+        return await self._cache.warm(map(self._course_analytics, busiest))
+
+    def _course_analytics(self, course_id: int) -> Computation[CourseAnalytics]:
         hour = self._clock().astimezone(UTC).strftime("%Y%m%dT%H")
 
         async def compute() -> CourseAnalytics:
@@ -181,16 +205,13 @@ class Analytics:
                 raise NotFound(f"no course with id {course_id}")
             return _course_analytics(facts, now)
 
-        answer = await self._cache.get_or_compute(
+        return Computation(
             f"dashboard:course:{course_id}:{hour}",
             [tags.course(course_id)],
             COURSE_TTL,
             compute,
             CourseAnalytics,
         )
-        if not may_manage_course(who, answer.owner_id):
-            raise Forbidden("only the course's instructor or an admin may see its analytics")
-        return answer
 
     # --- admins -------------------------------------------------------------------------------
 

@@ -84,6 +84,23 @@ async def active_users(
     return [row[0] for row in rows]
 
 
+async def busiest_courses(conn: asyncpg.Connection, since: datetime, limit: int) -> list[int]:
+    """The `limit` courses with the most learners active at or after `since` (to the hour),
+    then the most watched, busiest first: what a node starting cold should cache first."""
+    rows = await conn.fetch(
+        """
+        SELECT course_id FROM activity_hourly
+        WHERE hour > $1::timestamptz - interval '1 hour'
+        GROUP BY course_id
+        ORDER BY count(DISTINCT user_id) DESC, sum(watched_seconds) DESC, course_id
+        LIMIT $2
+        """,
+        since,
+        limit,
+    )
+    return [row["course_id"] for row in rows]
+
+
 async def _hours(conn: asyncpg.Connection, where: str, *args: object) -> list[HourActivity]:
     rows = await conn.fetch(
         f"""

@@ -5,16 +5,26 @@ or time-zone change) reflects it; access control, bad parameters and edge cases.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import httpx
 import pytest
+import structlog
 import trio
 
-from tests.lms.http.conftest import Login, make_instructor, sign_up
+from lms import commands
+from lms.config import Settings
+from lms.node import serve
+from tests.lms.http.conftest import PASSWORD, Login, log_in, make_instructor, sign_up
 from tests.lms.http.test_progress import DURATION, PROGRESS, Course, enrol, make_course
+from tests.polling import eventually
+from tests.slow_link import slow_link
 
 DASHBOARD = "/api/v1/dashboard"
 
@@ -112,7 +122,9 @@ async def test_streaks_are_counted_in_the_learners_time_zone_from_their_next_rea
     assert (stats["time_zone"], stats["longest_streak"]) == ("Asia/Tokyo", 3)
 
 
-async def seed_activity(dsn: str, user_id: int, course: Course, hours: list[datetime]) -> None:
+async def seed_activity(
+    dsn: str, user_id: int, course: Course, hours: list[datetime], seconds: float = 60
+) -> None:
     """Hours of watching written straight into PostgreSQL, as the progress writer would."""
 
     async def run() -> None:
@@ -121,9 +133,9 @@ async def seed_activity(dsn: str, user_id: int, course: Course, hours: list[date
             await conn.executemany(
                 """
                 INSERT INTO activity_hourly (user_id, content_id, hour, course_id, watched_seconds)
-                VALUES ($1, $2, $3, $4, 60)
+                VALUES ($1, $2, $3, $4, $5)
                 """,
-                [(user_id, course.videos[0], hour, course.id) for hour in hours],
+                [(user_id, course.videos[0], hour, course.id, seconds) for hour in hours],
             )
         finally:
             await conn.close()
@@ -337,3 +349,91 @@ async def seed_contents_watched(dsn: str, user_id: int, course_id: int, n: int) 
             await conn.close()
 
     await trio.to_thread.run_sync(asyncio.run, run())
+
+
+async def test_the_next_read_after_an_acknowledged_heartbeat_is_fresh_every_time(
+    nursery: trio.Nursery, settings: Settings, redis_url: str, database_url: str
+) -> None:
+    """The writer invalidates before it answers, so a client's next read cannot slip in
+    before the invalidation, however far Redis is. With Redis 10 ms away, an invalidation made
+    after the answer loses that race on every turn."""
+    async with slow_link(redis_url, 0.01) as far_redis:
+        node = await nursery.start(serve, replace(settings, redis_url=far_redis))
+        async with httpx.AsyncClient(base_url=node, timeout=10) as api:
+            await commands.create_admin(settings, "admin@test.lms", PASSWORD)
+            admin = await log_in(api, "admin@test.lms")
+            instructor = await make_instructor(api, admin, "teacher@test.lms")
+            learner = await sign_up(api, "learner@test.lms")
+            course = await make_course(api, database_url, instructor, videos=1)
+            await enrol(api, learner, course)
+            path = f"/analytics/course/{course.id}"
+            for turn in range(1, 51):
+                await get(api, learner, "/stats")  # both cached before each heartbeat
+                await get(api, instructor, path)
+                await watch(api, learner, course.videos[0], [0, 10 * turn])
+                stats = await get(api, learner, "/stats")
+                assert stats["watched_seconds"] == 10 * turn, f"stale after heartbeat {turn}"
+                coverage = (await get(api, instructor, path))["funnel"][0]["coverage"]
+                assert coverage == pytest.approx(10 * turn / DURATION), f"stale, turn {turn}"
+
+
+async def test_a_starting_node_warms_the_busiest_courses_analytics_while_it_serves(
+    nursery: trio.Nursery,
+    api: httpx.AsyncClient,
+    settings: Settings,
+    database_url: str,
+    instructor: Login,
+    learner: Login,
+) -> None:
+    courses = [await make_course(api, database_url, instructor, videos=1) for _ in range(11)]
+    # Course i watched i minutes in the last hour by one learner: the first is the quietest.
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for minutes, course in enumerate(courses, start=1):
+        await seed_activity(database_url, learner.user_id, course, [hour], seconds=60 * minutes)
+
+    with structlog.testing.capture_logs() as logs:
+
+        async def warm_ups() -> list[int]:
+            return [e["courses"] for e in logs if e["event"] == "cache_warmed"]
+
+        async with activity_locked(database_url):
+            # The warm-up waits on the lock; the node serves regardless.
+            with trio.fail_after(30):
+                second = await nursery.start(serve, replace(settings, node_id="second"))
+            async with httpx.AsyncClient(base_url=second, timeout=10) as other:
+                assert (await other.get("/health")).status_code == 200
+            assert await warm_ups() == []
+        assert await eventually(warm_ups, bool) == [10]
+
+    asked_at = datetime.now(UTC)
+    async with httpx.AsyncClient(base_url=second, timeout=10) as other:
+        for course in courses:
+            answer = await get(other, instructor, f"/analytics/course/{course.id}")
+            computed_at = datetime.fromisoformat(answer["computed_at"])
+            # The ten busiest were computed before anyone asked; the quietest on demand.
+            assert (computed_at < asked_at) is (course != courses[0]), course
+
+
+@asynccontextmanager
+async def activity_locked(dsn: str) -> AsyncIterator[None]:
+    """`activity_hourly` locked against every reader (ACCESS EXCLUSIVE, in a transaction held
+    open on another thread) until the block ends."""
+    locked, release = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute("LOCK TABLE activity_hourly IN ACCESS EXCLUSIVE MODE")
+                locked.set()
+                await asyncio.get_running_loop().run_in_executor(None, release.wait)
+        finally:
+            await conn.close()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.to_thread.run_sync, asyncio.run, hold())
+        try:
+            await trio.to_thread.run_sync(locked.wait)
+            yield
+        finally:
+            release.set()

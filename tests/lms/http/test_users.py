@@ -127,7 +127,7 @@ async def test_rights_follow_the_role_the_account_has_now_not_the_one_in_the_tok
     ).json()
     # A role changed behind the API's back (no token revoked) before the token's first use: its
     # first request sees it. (Once the account's standing is cached, such a change is seen
-    # within `ACCOUNT_TTL`; changes through the API invalidate it at once.)
+    # within `ACCOUNT_TTL` or from the next sign-in; changes through the API at once.)
     await set_role_in_database(database_url, registered.json()["id"], "instructor")
     created = await api.post(
         "/api/v1/courses",
