@@ -80,6 +80,8 @@ class Settings:
     accel_redirect: str | None = None
     # The cache's memory tier on each node (lms/cache), in bytes of keys and values.
     cache_max_bytes: int = 64 << 20
+    # Learners inactive this many days get a learning reminder (actors/scheduler.py).
+    reminder_days: int = 3
     # Mail (lms/mail, actors/mailer.py). No SMTP URL: the embedded default, one .eml file per
     # message in `mail_dir`.
     smtp_url: str | None = None
@@ -187,6 +189,9 @@ class Settings:
             accel_redirect=reader.parse("LMS_ACCEL_REDIRECT", None, _internal_location),
             cache_max_bytes=reader.parse(
                 "LMS_CACHE_MAX_BYTES", cls.cache_max_bytes, _int_between(1 << 20, 1 << 40)
+            ),
+            reminder_days=reader.parse(
+                "LMS_REMINDER_DAYS", cls.reminder_days, _int_between(1, 365)
             ),
             smtp_url=reader.parse("LMS_SMTP_URL", None, _smtp_url),
             mail_from=reader.parse("LMS_MAIL_FROM", cls.mail_from, _mail_from),

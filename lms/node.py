@@ -14,6 +14,7 @@ import signal
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 import hypercorn.config
@@ -26,6 +27,7 @@ from actors.live_router import LiveRouter
 from actors.mailer import MailerHandle
 from actors.progress_writer import ProgressWrites, start_progress_writer
 from actors.runtime import Address, GiveUpHandler, Supervisor, SupervisorGaveUp
+from actors.scheduler import Scheduler
 from lms.accounts.password_reset import PasswordResets
 from lms.accounts.service import Accounts
 from lms.accounts.tokens import TokenIssuer
@@ -36,6 +38,7 @@ from lms.cache.redis_tier import RedisTier
 from lms.catalog.service import Catalog
 from lms.config import Settings
 from lms.demo import Demo, seed_demo
+from lms.domain.unsubscribe import derived_key as unsubscribe_key
 from lms.health import NodeHealth
 from lms.heap import settle_after_startup
 from lms.http import media_app
@@ -49,6 +52,8 @@ from lms.jobs.videos import Videos
 from lms.live.service import LiveService
 from lms.mail.admin import OutboxAdmin
 from lms.mail.mailer import mail_destination, mail_transport, start_node_mailer
+from lms.mail.notifications import Notifications
+from lms.mail.schedule import PostgresSchedule
 from lms.progress.service import ProgressService, group_committed
 from lms.store import bridge
 from lms.store import progress as progress_store
@@ -263,6 +268,12 @@ async def work(
         raise given_up[0]
 
 
+def _log_give_up(error: SupervisorGaveUp) -> None:
+    """A supervisor's `on_give_up` for the actors a node serves on without (their work waits in
+    the store for another node, or a restart): logged, not restarted again."""
+    log.error("actor_gave_up", actor=error.name, error=str(error))
+
+
 def _stop_on_give_up(given_up: list[SupervisorGaveUp], stop: trio.Event) -> GiveUpHandler:
     """A supervisor's `on_give_up` for the actors a process cannot do without: the actor is not
     restarted again; it is logged, added to `given_up`, and `stop` is set, as a shutdown signal
@@ -327,6 +338,14 @@ async def open_actors(settings: Settings, store: Store, drain: trio.Event) -> As
         transcoder = await start_transcoder_pool(
             supervisor, settings, store.db, invalidations.publish, WorkerKind.NODE
         )
+        # Reminders and streak achievements. Not a core actor: given up on, it is logged and
+        # the node serves on (every node runs one, and its mail only waits).
+        reminder_after = timedelta(days=settings.reminder_days)
+        await supervisor.start_child(
+            "scheduler",
+            lambda: Scheduler(PostgresSchedule(store.db), inactive=reminder_after),
+            on_give_up=_log_give_up,
+        )
         # Mail goes out over SMTP, or as .eml files in the data dir. Not a core actor: given up
         # on, it is logged and the node serves on (its mail waits in the outbox for a mailer).
         mailer = await start_node_mailer(
@@ -334,7 +353,7 @@ async def open_actors(settings: Settings, store: Store, drain: trio.Event) -> As
             settings,
             store.db,
             mail_transport(settings),
-            on_give_up=lambda error: log.error("actor_gave_up", actor=error.name, error=str(error)),
+            on_give_up=_log_give_up,
         )
         yield Actors(
             supervisor,
@@ -423,6 +442,9 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
         analytics=Analytics(store.db, actors.cache),
         cache=actors.cache,
         outbox=OutboxAdmin(store.db, actors.mailer.nudge),
+        notifications=Notifications(
+            store.db, unsubscribe_key(settings.secret_key), settings.public_origin
+        ),
         password_resets=PasswordResets(store.db, actors.cache),
         limits=RateLimits.in_memory(settings),
     )

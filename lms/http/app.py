@@ -20,6 +20,7 @@ from lms.http import (
     health,
     jobs,
     live_page,
+    notifications,
     progress,
     streaming,
     uploads,
@@ -56,6 +57,7 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
     for module in (uploads, jobs, streaming, docs, watch_page, dashboard, dashboard_page):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(admin_mail.blueprint)
+    app.register_blueprint(notifications.blueprint)
     # Upload routes stream bodies past MAX_CONTENT_LENGTH: each request gets its route's limit.
     app.asgi_http_class = uploads.BodyLimits  # type: ignore[assignment]
 

@@ -31,6 +31,7 @@ from lms.jobs.service import Jobs
 from lms.jobs.videos import Videos
 from lms.live.service import LiveService
 from lms.mail.admin import OutboxAdmin
+from lms.mail.notifications import Notifications
 from lms.progress.service import ProgressService
 from lms.uploads.service import Uploads
 from proto.api import MAX_ID, ErrorBody
@@ -56,6 +57,8 @@ class Services:
     cache: Cache
     # The outbox as admins see it (/api/v1/admin/mail).
     outbox: OutboxAdmin
+    # Mail settings, unsubscribing and template previews.
+    notifications: Notifications
     password_resets: PasswordResets
     limits: RateLimits
 

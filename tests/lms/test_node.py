@@ -55,4 +55,4 @@ async def test_readiness_names_a_core_actor_given_up_on_and_the_others_keep_runn
         assert [error.name for error in actors.given_up] == ["transcoder_pool"]
         # The node drains with the rest of its actors still serving what is in flight.
         running = {child.name for child in actors.supervisor.statistics().children}
-        assert running == {"bus", "progress_writer", "mailer"}
+        assert running == {"bus", "progress_writer", "scheduler", "mailer"}
