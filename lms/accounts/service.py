@@ -34,6 +34,14 @@ log = structlog.get_logger()
 # (made outside this service) may take to be seen.
 ACCOUNT_TTL = 30.0
 
+# How long after a refresh token was spent the same token still gets the same successor instead
+# of counting as a replay. A page left while its refresh was in flight never stores the pair the
+# server rotated to, and the next page (or tab) spends the old token again, seconds later; without
+# the grace that reuse revoked the whole login. Long enough for a navigation on a slow network;
+# short, since within it a second holder gets the same successor rather than being caught (any
+# later reuse is still a replay, and a logout still ends the family).
+REFRESH_REUSE_GRACE = 30.0
+
 
 class Accounts:
     def __init__(self, db: Database, issuer: TokenIssuer, cache: Cache) -> None:
@@ -69,15 +77,26 @@ class Accounts:
         claims = self._issuer.verify_refresh(refresh_token)
         successor = self._issuer.refresh(claims.user_id, claims.family)
         rotated = await self._db.transaction(
-            users.rotate_refresh, claims.jti, successor.jti, successor.family, successor.expires_at
+            users.rotate_refresh,
+            claims.jti,
+            successor.jti,
+            successor.family,
+            successor.expires_at,
+            REFRESH_REUSE_GRACE,
         )
         if rotated is None:
             # A replay revoked the family and the user's access tokens (or the token was spent).
             await self._cache.invalidate(tags.account(claims.user_id))
             log.warning("refresh_token_replayed", user_id=claims.user_id)
             raise Unauthenticated("this refresh token was already used or revoked; log in again")
-        user, generation = rotated
-        return self._pair(user, generation, successor.token)
+        if rotated.jti == successor.jti:
+            token = successor.token
+        else:
+            log.info("refresh_token_reused_within_grace", user_id=claims.user_id)
+            token = self._issuer.reissue_refresh(
+                rotated.user.id, rotated.jti, claims.family, rotated.expires_at
+            )
+        return self._pair(rotated.user, rotated.generation, token)
 
     async def log_out(self, who: Principal) -> None:
         """End every session of the user: their refresh and access tokens, on every device."""

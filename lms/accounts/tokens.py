@@ -65,8 +65,20 @@ class TokenIssuer:
         jti = uuid.uuid4()
         family = family or uuid.uuid4()
         expires = now + self.refresh_ttl
+        return IssuedRefresh(
+            self._refresh_token(user_id, jti, family, expires), jti, family, expires
+        )
+
+    def reissue_refresh(
+        self, user_id: int, jti: uuid.UUID, family: uuid.UUID, expires_at: float
+    ) -> str:
+        """Refresh token `jti` again, from what its row keeps (tokens themselves are never
+        stored): the same token `refresh` issued, while `refresh_ttl` is unchanged."""
+        return self._refresh_token(user_id, jti, family, round(expires_at))
+
+    def _refresh_token(self, user_id: int, jti: uuid.UUID, family: uuid.UUID, expires: int) -> str:
         claims = {"sub": str(user_id), "typ": "refresh", "jti": str(jti), "fam": str(family)}
-        return IssuedRefresh(self._sign(claims, now, expires), jti, family, expires)
+        return self._sign(claims, expires - self.refresh_ttl, expires)
 
     def verify_access(self, token: str) -> AccessClaims:
         claims = self._verify(token, "access")

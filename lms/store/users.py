@@ -8,6 +8,7 @@ a replayed refresh token, a role or password change) raises it in the same state
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -156,34 +157,71 @@ async def store_refresh(
     )
 
 
+@dataclass(frozen=True)
+class Rotation:
+    """A refresh token spent: its user, their token generation now, and the successor in force
+    (`jti`, expiring at `expires_at`, in the spent token's family): the one the caller offered,
+    or the one an earlier spending of the same token within the grace recorded."""
+
+    user: User
+    generation: int
+    jti: uuid.UUID
+    expires_at: float
+
+
 async def rotate_refresh(
     conn: asyncpg.Connection,
     spent_jti: uuid.UUID,
     jti: uuid.UUID,
     family: uuid.UUID,
     expires_at: float,
-) -> tuple[User, int] | None:
+    grace_seconds: float,
+) -> Rotation | None:
     """Spend refresh token `spent_jti` and record its successor `jti` in the same family.
 
-    Returns the token's user and their token generation, or None when the token was already
-    used, revoked or expired. A used token coming back is a replay, so its whole family is
-    revoked too, and the user's access tokens with it: whoever holds a stolen token loses what
-    it bought as well. The caller must let this transaction commit before failing.
+    A token spent already less than `grace_seconds` ago whose successor is still live is not a
+    replay: the rotation answers with that successor (and `jti` is not recorded), so both
+    spendings lead to one live family. Returns None when the token was revoked, expired, or
+    spent before the grace (or its successor is gone): a used token coming back then is a
+    replay, so its whole family is revoked too, and the user's access tokens with it: whoever
+    holds a stolen token loses what it bought as well. The caller must let this transaction
+    commit before failing.
     """
+    # Two spendings at once: the second waits for the first's row lock, then finds the token
+    # spent and, the first having committed, its successor.
     spent = await conn.fetchval(
         """
-        UPDATE refresh_tokens SET revoked_at = now()
+        UPDATE refresh_tokens SET revoked_at = now(), rotated_at = now(), successor = $2
         WHERE jti = $1 AND revoked_at IS NULL AND expires_at > now()
         RETURNING user_id
         """,
         spent_jti,
+        jti,
     )
-    if spent is None:
+    if spent is not None:
+        generation = await store_refresh(conn, jti, family, spent, expires_at)
+        user = await user_by_id(conn, spent)
+        return None if user is None else Rotation(user, generation, jti, expires_at)
+    successor = await conn.fetchrow(
+        """
+        SELECT next.jti, next.expires_at, users.* FROM refresh_tokens spent
+        JOIN refresh_tokens next ON next.jti = spent.successor
+        JOIN users ON users.id = next.user_id
+        WHERE spent.jti = $1 AND spent.rotated_at > now() - make_interval(secs => $2)
+          AND next.revoked_at IS NULL AND next.expires_at > now()
+        """,
+        spent_jti,
+        grace_seconds,
+    )
+    if successor is None:
         await _revoke_family_of(conn, spent_jti)
         return None
-    generation = await store_refresh(conn, jti, family, spent, expires_at)
-    user = await user_by_id(conn, spent)
-    return None if user is None else (user, generation)
+    return Rotation(
+        to_struct(successor, User),
+        successor["token_generation"],
+        successor["jti"],
+        successor["expires_at"].timestamp(),
+    )
 
 
 async def log_out(conn: asyncpg.Connection, user_id: int) -> None:

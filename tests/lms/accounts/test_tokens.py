@@ -80,3 +80,9 @@ def test_refreshed_tokens_stay_in_their_family() -> None:
     assert claims.family == first.family
     assert claims.jti != first.jti
     assert claims.user_id == 3
+
+
+def test_a_refresh_token_signed_again_from_its_row_is_the_same_token() -> None:
+    issued = issuer().refresh(3)
+    again = issuer().reissue_refresh(3, issued.jti, issued.family, float(issued.expires_at))
+    assert again == issued.token

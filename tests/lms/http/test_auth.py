@@ -1,6 +1,45 @@
-import httpx
+import asyncio
 
+import asyncpg
+import httpx
+import trio
+
+from lms.accounts.service import REFRESH_REUSE_GRACE
 from tests.lms.http.conftest import PASSWORD, Login, log_in, sign_up
+
+REFRESH = "/api/v1/auth/refresh"
+
+
+async def sql(dsn: str, statement: str, *args: object) -> list[asyncpg.Record]:
+    """One statement on the test's database, straight (not through the API)."""
+
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetch(statement, *args)
+        finally:
+            await conn.close()
+
+    # The node under test runs an asyncio loop in this thread (trio-asyncio); use another.
+    return await trio.to_thread.run_sync(asyncio.run, run())
+
+
+async def past_the_grace(dsn: str) -> None:
+    """Every rotation so far happened longer ago than the reuse grace."""
+    await sql(
+        dsn,
+        "UPDATE refresh_tokens SET rotated_at = rotated_at - make_interval(secs => $1)",
+        REFRESH_REUSE_GRACE + 1,
+    )
+
+
+async def live_tokens(dsn: str, user_id: int) -> int:
+    [row] = await sql(
+        dsn,
+        "SELECT count(*) AS n FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id,
+    )
+    return row["n"]
 
 
 async def test_registering_creates_a_learner_and_never_returns_the_password(
@@ -60,7 +99,7 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(
 
 
 async def test_refresh_rotates_and_a_replayed_refresh_token_revokes_its_family(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, database_url: str
 ) -> None:
     login = await sign_up(api, "dave@example.org")
     first = await api.post("/api/v1/auth/refresh", json={"refresh_token": login.refresh_token})
@@ -72,6 +111,7 @@ async def test_refresh_rotates_and_a_replayed_refresh_token_revokes_its_family(
     )
     assert me.status_code == 200
 
+    await past_the_grace(database_url)
     replay = await api.post("/api/v1/auth/refresh", json={"refresh_token": login.refresh_token})
     assert replay.status_code == 401
     # The thief's replay also cost the legitimate holder the successor: log in again.
@@ -83,7 +123,7 @@ async def test_refresh_rotates_and_a_replayed_refresh_token_revokes_its_family(
 
 
 async def test_a_replayed_refresh_token_also_revokes_the_access_tokens_of_its_user(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, database_url: str
 ) -> None:
     login = await sign_up(api, "fay@example.org")
     stolen = login.refresh_token
@@ -91,6 +131,7 @@ async def test_a_replayed_refresh_token_also_revokes_the_access_tokens_of_its_us
     bought = {"Authorization": f"Bearer {rotated['access_token']}"}
     assert (await api.get("/api/v1/users/me", headers=bought)).status_code == 200
 
+    await past_the_grace(database_url)
     assert (
         await api.post("/api/v1/auth/refresh", json={"refresh_token": stolen})
     ).status_code == 401
@@ -100,6 +141,88 @@ async def test_a_replayed_refresh_token_also_revokes_the_access_tokens_of_its_us
         assert "revoked" in refused.json()["error"]["message"]
     fresh = await log_in(api, "fay@example.org")
     assert (await api.get("/api/v1/users/me", headers=fresh.auth)).status_code == 200
+
+
+async def test_a_refresh_token_spent_again_within_the_grace_gets_the_same_successor(
+    api: httpx.AsyncClient, database_url: str
+) -> None:
+    # A page left while its refresh was in flight: the server rotated the pair, the page never
+    # stored the answer, and the next page spends the old refresh token again.
+    login = await sign_up(api, "iris@example.org")
+    lost = await api.post(REFRESH, json={"refresh_token": login.refresh_token})
+    assert lost.status_code == 200
+    again = await api.post(REFRESH, json={"refresh_token": login.refresh_token})
+    assert again.status_code == 200, again.text
+    assert again.json()["refresh_token"] == lost.json()["refresh_token"]
+    assert again.json()["access_token"]
+    for pair in (lost.json(), again.json()):
+        headers = {"Authorization": f"Bearer {pair['access_token']}"}
+        assert (await api.get("/api/v1/users/me", headers=headers)).status_code == 200
+    assert await live_tokens(database_url, login.user_id) == 1
+
+    # Either answer carries on: the successor rotates as any refresh token does.
+    onwards = await api.post(REFRESH, json={"refresh_token": again.json()["refresh_token"]})
+    assert onwards.status_code == 200, onwards.text
+    me = await api.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {onwards.json()['access_token']}"}
+    )
+    assert me.status_code == 200
+    assert await live_tokens(database_url, login.user_id) == 1
+
+
+async def test_one_refresh_token_spent_twice_at_once_gives_both_the_same_successor(
+    api: httpx.AsyncClient, database_url: str
+) -> None:
+    login = await sign_up(api, "jay@example.org")
+    answers: list[httpx.Response] = []
+
+    async def spend() -> None:
+        answers.append(await api.post(REFRESH, json={"refresh_token": login.refresh_token}))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(spend)
+        nursery.start_soon(spend)
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert answers[0].json()["refresh_token"] == answers[1].json()["refresh_token"]
+    assert await live_tokens(database_url, login.user_id) == 1
+
+
+async def test_a_refresh_token_spent_again_after_the_grace_revokes_everything(
+    api: httpx.AsyncClient, database_url: str
+) -> None:
+    login = await sign_up(api, "kim@example.org")
+    rotated = (await api.post(REFRESH, json={"refresh_token": login.refresh_token})).json()
+    [before] = await sql(
+        database_url, "SELECT token_generation FROM users WHERE id = $1", login.user_id
+    )
+    await past_the_grace(database_url)
+
+    replay = await api.post(REFRESH, json={"refresh_token": login.refresh_token})
+    assert replay.status_code == 401
+    assert (
+        await api.post(REFRESH, json={"refresh_token": rotated["refresh_token"]})
+    ).status_code == 401
+    assert await live_tokens(database_url, login.user_id) == 0
+    [after] = await sql(
+        database_url, "SELECT token_generation FROM users WHERE id = $1", login.user_id
+    )
+    assert after["token_generation"] == before["token_generation"] + 1
+    headers = {"Authorization": f"Bearer {rotated['access_token']}"}
+    assert (await api.get("/api/v1/users/me", headers=headers)).status_code == 401
+
+
+async def test_after_a_logout_a_refresh_token_spent_within_the_grace_gets_nothing(
+    api: httpx.AsyncClient, database_url: str
+) -> None:
+    login = await sign_up(api, "lee@example.org")
+    rotated = (await api.post(REFRESH, json={"refresh_token": login.refresh_token})).json()
+    headers = {"Authorization": f"Bearer {rotated['access_token']}"}
+    assert (await api.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+
+    for token in (login.refresh_token, rotated["refresh_token"]):
+        assert (await api.post(REFRESH, json={"refresh_token": token})).status_code == 401
+    assert await live_tokens(database_url, login.user_id) == 0
+    assert (await api.get("/api/v1/users/me", headers=headers)).status_code == 401
 
 
 async def test_logout_ends_every_session_of_the_user_at_once(api: httpx.AsyncClient) -> None:
