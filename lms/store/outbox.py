@@ -38,6 +38,12 @@ from proto.mail import (
 LEASE_EXPIRED = "the mailer stopped before completing it (its node was stopped or killed)"
 OPTED_OUT = "opted out"
 
+# Context values that are credentials (a password reset's token, good for an hour): they exist to
+# be mailed, so every statement that makes a message final (sent, skipped, dead) drops them, and
+# the table, its backups and replicas keep no usable secret once the mail is out. A dead message
+# an admin retries then cannot render (its data is gone, and it says so): the person asks again.
+SECRET_CONTEXT_KEYS = ["token"]
+
 # Whether the user wants mail of this kind (`lms.store.mail_preferences.wants`); asked at claim
 # time, so a preference changed after the message was written still counts.
 Wants = Callable[[asyncpg.Connection, int, MailKind], Awaitable[bool]]
@@ -111,7 +117,7 @@ async def claim(
     buried = await conn.fetch(
         """
         UPDATE outbox SET state = 'dead', lease_id = NULL, lease_until = NULL,
-            last_error = $2, updated_at = now()
+            last_error = $2, context = context - $3::text[], updated_at = now()
         WHERE id IN (
             SELECT id FROM outbox
             WHERE state = 'sending' AND lease_until < now() AND attempts >= $1
@@ -121,6 +127,7 @@ async def claim(
         """,
         max_attempts,
         LEASE_EXPIRED,
+        SECRET_CONTEXT_KEYS,
     )
     for row in buried:
         check_move(row["id"], OutboxState.SENDING, OutboxState.DEAD)
@@ -169,11 +176,12 @@ async def claim(
         await conn.execute(
             """
             UPDATE outbox SET state = 'skipped', lease_id = NULL, lease_until = NULL,
-                last_error = $2, updated_at = now()
+                last_error = $2, context = context - $3::text[], updated_at = now()
             WHERE id = ANY($1)
             """,
             skipped,
             OPTED_OUT,
+            SECRET_CONTEXT_KEYS,
         )
     return claimed, len(skipped)
 
@@ -203,10 +211,11 @@ async def mark_sent(conn: asyncpg.Connection, mail_id: int, lease_id: str) -> bo
     await conn.execute(
         """
         UPDATE outbox SET state = 'sent', lease_id = NULL, lease_until = NULL,
-            sent_at = now(), updated_at = now()
+            sent_at = now(), context = context - $2::text[], updated_at = now()
         WHERE id = $1
         """,
         mail_id,
+        SECRET_CONTEXT_KEYS,
     )
     return True
 
@@ -228,6 +237,7 @@ async def mark_failed(
         """
         UPDATE outbox SET state = $2, last_error = $3, lease_id = NULL, lease_until = NULL,
             due_at = CASE WHEN $2 = 'pending' THEN now() + $4::interval ELSE due_at END,
+            context = CASE WHEN $2 = 'dead' THEN context - $5::text[] ELSE context END,
             updated_at = now()
         WHERE id = $1
         """,
@@ -235,6 +245,7 @@ async def mark_failed(
         new.value,
         error,
         retry_in,
+        SECRET_CONTEXT_KEYS,
     )
     return True
 

@@ -28,8 +28,9 @@ from lms.mail.smtp import SmtpTransport
 from lms.mail.smtp_url import parse_smtp_url
 from lms.store.bridge import open_bridge
 from lms.store.database import Database
+from proto.mail import MailKind
 from tests.databases import open_database
-from tests.outbox_setup import enqueue, message, row
+from tests.outbox_setup import enqueue, message, message_ids, row, states
 from tests.polling import eventually
 from tests.smtp_server import SmtpServer, running_smtp_server
 
@@ -65,26 +66,8 @@ def smtp(server: SmtpServer) -> SmtpTransport:
     return SmtpTransport(parse_smtp_url(server.url))
 
 
-async def states(db: Database) -> Counter[str]:
-    async def count(conn: asyncpg.Connection) -> Counter[str]:
-        rows = await conn.fetch("SELECT state, count(*) AS n FROM outbox GROUP BY state")
-        return Counter({r["state"]: r["n"] for r in rows})
-
-    return await db.transaction(count)
-
-
 async def all_sent(db: Database, count: int) -> None:
     await eventually(lambda: states(db), lambda s: s == Counter(sent=count))
-
-
-async def message_ids(db: Database) -> dict[str, str]:
-    """Each message's Message-ID, by recipient."""
-
-    async def fetch(conn: asyncpg.Connection) -> dict[str, str]:
-        rows = await conn.fetch("SELECT to_address, message_id FROM outbox")
-        return {r["to_address"]: r["message_id"] for r in rows}
-
-    return await db.transaction(fetch)
 
 
 def async_value(read: Callable[[], T]) -> Callable[[], Awaitable[T]]:
@@ -253,3 +236,23 @@ async def test_a_message_that_cannot_be_rendered_is_dead_with_the_reason(
             assert mailer.statistics().dead == 1
     assert "no_such_template" in dead["last_error"]
     assert len(server.messages()) == 1
+
+
+async def test_a_reset_token_reaches_the_mail_and_leaves_the_outbox_once_sent(
+    database_url: str,
+) -> None:
+    token = "reset-token-that-only-the-mail-keeps"
+    reset = message(
+        "reset:1",
+        kind=MailKind.PASSWORD_RESET,
+        context={"name": "Ada", "token": token, "expires_minutes": 60},
+    )
+    with running_smtp_server() as server:
+        async with open_database(database_url) as db, running_mailer(db, smtp(server)):
+            await enqueue(db, reset)
+            await all_sent(db, 1)
+            sent = await row(db, "reset:1")
+        [received] = server.messages()
+    text = received.get_body(("plain",)).get_content()
+    assert f"https://lms.test/reset-password#token={token}" in text
+    assert msgspec.json.decode(sent["context"]) == {"name": "Ada", "expires_minutes": 60}

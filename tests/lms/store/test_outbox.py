@@ -3,6 +3,7 @@ fencing, retries, opt-outs and the admin's view."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import asyncpg
@@ -12,7 +13,7 @@ import trio
 from lms.domain.outbox import IllegalMove
 from lms.store import outbox as store
 from lms.store.database import Database
-from proto.mail import ClaimedMail, MailKind, OutboxState
+from proto.mail import ClaimedMail, MailKind, OutboxMessage, OutboxState
 from tests.databases import open_database
 from tests.outbox_setup import MAX_ATTEMPTS, claim, enqueue, insert_user, message, row
 from tests.polling import eventually
@@ -234,3 +235,59 @@ async def test_an_admin_retry_sends_a_dead_message_again_with_fresh_attempts(
         with pytest.raises(IllegalMove):
             await db.transaction(store.retry_dead, dead.id)
         assert await db.transaction(store.retry_dead, dead.id + 1000) is None
+
+
+def _with_token(key: str) -> OutboxMessage:
+    return message(
+        key,
+        kind=MailKind.PASSWORD_RESET,
+        context={"name": "Ada", "token": f"secret-{key}", "expires_minutes": 60},
+    )
+
+
+async def test_a_message_keeps_its_secrets_until_it_is_sent_or_dead_and_no_longer(
+    database_url: str,
+) -> None:
+    async def fail(mail: ClaimedMail, new: OutboxState) -> None:
+        assert await db.transaction(
+            store.mark_failed,
+            mail.id,
+            mail.lease_id,
+            new=new,
+            error="550 no such user",
+            retry_in=timedelta(0),
+        )
+
+    async def context(key: str) -> dict:
+        return json.loads((await row(db, key))["context"])
+
+    async with open_database(database_url) as db:
+        await enqueue(db, _with_token("sent"), _with_token("retried"), _with_token("dead"))
+        # Claimed, it still has them: the mailer renders them into the mail.
+        mails = {m.context["token"].removeprefix("secret-"): m for m in await claim(db)}
+        assert set(mails) == {"sent", "retried", "dead"}
+        assert await db.transaction(store.mark_sent, mails["sent"].id, mails["sent"].lease_id)
+        await fail(mails["retried"], OutboxState.PENDING)
+        await fail(mails["dead"], OutboxState.DEAD)
+
+        assert await context("sent") == {"name": "Ada", "expires_minutes": 60}
+        assert await context("dead") == {"name": "Ada", "expires_minutes": 60}
+        # Still to be sent: the retry needs it.
+        assert (await context("retried"))["token"] == "secret-retried"
+
+
+async def test_a_message_buried_after_its_last_lease_ran_out_keeps_no_secret(
+    database_url: str,
+) -> None:
+    async with open_database(database_url) as db:
+        await enqueue(db, _with_token("poison"))
+        for _ in range(MAX_ATTEMPTS):
+            await eventually(lambda: claim(db, lease=0.05), bool)
+        await eventually(lambda: row(db, "poison"), lambda r: r["lease_until"] is not None)
+
+        async def buried() -> asyncpg.Record:
+            await claim(db)
+            return await row(db, "poison")
+
+        dead = await eventually(buried, lambda r: r["state"] == "dead")
+        assert json.loads(dead["context"]) == {"name": "Ada", "expires_minutes": 60}
