@@ -89,6 +89,10 @@ class Settings:
     # The site's origin as learners reach it, for absolute links in mail; "" = this node's
     # own address (`public_origin`).
     public_url: str = ""
+    # How long a claimed message is its mailer's: a node killed mid-send leaves it to be sent
+    # again (with its Message-ID) this long after the claim. A send is cut off well before
+    # (lms/mail/mailer.py).
+    mail_lease_seconds: int = 90
     # Proxies whose X-Forwarded-For names the client (lms/domain/client_address.py); none by
     # default, so a client cannot choose the address it is rate-limited by.
     trusted_proxies: tuple[Network, ...] = ()
@@ -196,6 +200,9 @@ class Settings:
             smtp_url=reader.parse("LMS_SMTP_URL", None, _smtp_url),
             mail_from=reader.parse("LMS_MAIL_FROM", cls.mail_from, _mail_from),
             public_url=reader.parse("LMS_PUBLIC_URL", "", _origin),
+            mail_lease_seconds=reader.parse(
+                "LMS_MAIL_LEASE_SECONDS", cls.mail_lease_seconds, _int_between(3, 3600)
+            ),
             trusted_proxies=reader.parse("LMS_TRUSTED_PROXIES", (), parse_networks),
             reset_limit_per_address=reader.parse(
                 "LMS_RESET_LIMIT_PER_ADDRESS", cls.reset_limit_per_address, _limit

@@ -14,9 +14,11 @@ from lms.mail.outbox import PostgresOutbox
 from lms.mail.smtp import SmtpTransport
 from lms.store.database import Database
 
-# Beyond a batch's longest send, room for rendering and completing it: a lease shorter than a
-# batch would let another mailer take (and send) a message this one is still sending.
-LEASE_MARGIN = 30.0
+# The part of a lease a send may take (sends of a batch run at once, each cut off at the send
+# timeout); the rest is room for rendering and completing the batch, for a lease shorter than
+# a batch would let another mailer take (and send) a message this one is still sending. The
+# default 90 s lease gives the 60 s send timeout and 30 s of room.
+SEND_SHARE = 2 / 3
 
 
 def mail_transport(settings: Settings) -> SmtpTransport | EmlDirTransport:
@@ -30,6 +32,11 @@ def mail_destination(settings: Settings) -> str:
     return f".eml files in {settings.mail_dir}" if smtp is None else smtp.describe()
 
 
+def mailer_config(settings: Settings) -> MailerConfig:
+    """The node's Mailer: a send timeout that fits LMS_MAIL_LEASE_SECONDS."""
+    return MailerConfig(send_timeout=settings.mail_lease_seconds * SEND_SHARE)
+
+
 async def start_node_mailer(
     supervisor: Supervisor,
     settings: Settings,
@@ -39,10 +46,19 @@ async def start_node_mailer(
     *,
     on_give_up: GiveUpHandler | None = None,
 ) -> MailerHandle:
-    config = MailerConfig() if config is None else config
-    outbox = PostgresOutbox(
-        db, lease_seconds=config.send_timeout + LEASE_MARGIN, policy=config.policy
-    )
+    """Start the Mailer with `config` (`mailer_config(settings)` when None), claiming under
+    LMS_MAIL_LEASE_SECONDS.
+
+    Raises:
+      ValueError: `config`'s sends do not fit in the lease.
+    """
+    lease = settings.mail_lease_seconds
+    config = mailer_config(settings) if config is None else config
+    if config.send_timeout > lease * SEND_SHARE:
+        raise ValueError(
+            f"a send timeout of {config.send_timeout:g} s does not fit a {lease} s mail lease"
+        )
+    outbox = PostgresOutbox(db, lease_seconds=lease, policy=config.policy)
     composer = Composer(
         sender=settings.mail_from,
         public_url=settings.public_origin,
