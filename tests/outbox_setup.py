@@ -4,6 +4,7 @@ and claims as a mailer makes them."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 
 import asyncpg
 
@@ -77,5 +78,25 @@ async def insert_user(db: Database, email: str = "") -> int:
 async def row(db: Database, key: str) -> asyncpg.Record:
     async def fetch(conn: asyncpg.Connection) -> asyncpg.Record:
         return await conn.fetchrow("SELECT * FROM outbox WHERE idempotency_key = $1", key)
+
+    return await db.transaction(fetch)
+
+
+async def states(db: Database) -> Counter[str]:
+    """How many messages the outbox holds in each state."""
+
+    async def count(conn: asyncpg.Connection) -> Counter[str]:
+        rows = await conn.fetch("SELECT state, count(*) AS n FROM outbox GROUP BY state")
+        return Counter({r["state"]: r["n"] for r in rows})
+
+    return await db.transaction(count)
+
+
+async def message_ids(db: Database) -> dict[str, str]:
+    """Each message's Message-ID, by recipient."""
+
+    async def fetch(conn: asyncpg.Connection) -> dict[str, str]:
+        rows = await conn.fetch("SELECT to_address, message_id FROM outbox")
+        return {r["to_address"]: r["message_id"] for r in rows}
 
     return await db.transaction(fetch)

@@ -30,7 +30,7 @@ from lms.store.bridge import open_bridge
 from lms.store.database import Database
 from proto.mail import MailKind
 from tests.databases import open_database
-from tests.outbox_setup import enqueue, message, row
+from tests.outbox_setup import enqueue, message, message_ids, row, states
 from tests.polling import eventually
 from tests.smtp_server import SmtpServer, running_smtp_server
 
@@ -66,26 +66,8 @@ def smtp(server: SmtpServer) -> SmtpTransport:
     return SmtpTransport(parse_smtp_url(server.url))
 
 
-async def states(db: Database) -> Counter[str]:
-    async def count(conn: asyncpg.Connection) -> Counter[str]:
-        rows = await conn.fetch("SELECT state, count(*) AS n FROM outbox GROUP BY state")
-        return Counter({r["state"]: r["n"] for r in rows})
-
-    return await db.transaction(count)
-
-
 async def all_sent(db: Database, count: int) -> None:
     await eventually(lambda: states(db), lambda s: s == Counter(sent=count))
-
-
-async def message_ids(db: Database) -> dict[str, str]:
-    """Each message's Message-ID, by recipient."""
-
-    async def fetch(conn: asyncpg.Connection) -> dict[str, str]:
-        rows = await conn.fetch("SELECT to_address, message_id FROM outbox")
-        return {r["to_address"]: r["message_id"] for r in rows}
-
-    return await db.transaction(fetch)
 
 
 def async_value(read: Callable[[], T]) -> Callable[[], Awaitable[T]]:
