@@ -22,6 +22,7 @@ from lms.http import (
     live_page,
     notifications,
     progress,
+    reset_page,
     streaming,
     uploads,
     users,
@@ -58,6 +59,7 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
         app.register_blueprint(module.blueprint)
     app.register_blueprint(admin_mail.blueprint)
     app.register_blueprint(notifications.blueprint)
+    app.register_blueprint(reset_page.blueprint)
     # Upload routes stream bodies past MAX_CONTENT_LENGTH: each request gets its route's limit.
     app.asgi_http_class = uploads.BodyLimits  # type: ignore[assignment]
 

@@ -11,9 +11,11 @@
 // keeps a copy per tab instead, and a duplicated tab starts with the same copy: a refresh token
 // is usable once and a replayed one revokes its whole family (lms/accounts/service.py), so two
 // tabs spending one copy would sign each other out. With one shared pair, refreshed under a Web
-// Lock, each refresh token is spent once. The cost: the pair outlives the browser session, until
-// the refresh token expires or the user signs out (which revokes it on the server); script
-// injected into the page could read either storage alike.
+// Lock, each refresh token is spent once. (A page left while its refresh was in flight loses the
+// new pair, and the next page spends the old token again: within REFRESH_REUSE_GRACE the server
+// answers that with the same new pair rather than as a replay.) The cost: the pair outlives the
+// browser session, until the refresh token expires or the user signs out (which revokes it on
+// the server); script injected into the page could read either storage alike.
 
 const ACCESS = "lms.access";
 const REFRESH = "lms.refresh";
@@ -224,15 +226,32 @@ function loginForm() {
   notice.setAttribute("role", "status");
   const button = document.createElement("button");
   button.textContent = "Sign in";
+  const email = field("E-mail", { name: "email", type: "email", autocomplete: "username" });
   form.append(
     heading,
     notice,
-    field("E-mail", { name: "email", type: "email", autocomplete: "username" }),
+    email,
     field("Password", { name: "password", type: "password", autocomplete: "current-password" }),
     button,
+    forgotLink(email.querySelector("input")),
   );
   (document.querySelector("main") || document.body).prepend(form);
   return form;
+}
+
+// To /reset-password (lms/static/reset_password.js), with the address typed so far in the
+// fragment, which stays out of the server's logs.
+function forgotLink(email) {
+  const link = document.createElement("a");
+  link.id = "forgot";
+  link.href = "/reset-password";
+  link.textContent = "Forgot your password?";
+  link.addEventListener("click", () => {
+    link.hash = email.value ? "email=" + encodeURIComponent(email.value) : "";
+  });
+  const line = document.createElement("p");
+  line.append(link);
+  return line;
 }
 
 function field(label, attributes) {
