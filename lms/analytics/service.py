@@ -4,9 +4,10 @@ in `lms.domain`, and kept in the node's cache under the tags every change invali
 
 Theory of operation
 -------------------
-Each answer is one `Cache.get_or_compute`: a hit costs no database read; a miss crosses the
-bridge once (one transaction, so its facts are one snapshot) and the rules run on the trio
-side. A key names everything the answer depends on besides the tags' data:
+Each answer is one `Cache.get_or_compute_encoded`: a hit costs no database read and no
+decoding (the JSON kept in the cache is what the edge sends); a miss crosses the bridge once
+(one transaction, so its facts are one snapshot) and the rules run on the trio side. A key
+names everything the answer depends on besides the tags' data:
 
 - A learner's answers depend on their time zone and courses, which a small cached read
   (`learner_context`, tagged with the user) gives first. Their dashboard's key holds their
@@ -17,8 +18,9 @@ side. A key names everything the answer depends on besides the tags' data:
 - Active users count over trailing windows, so course analytics and the admin dashboard keys
   hold the UTC hour (the store counts to the hour).
 
-Access is checked on every request, against what was cached: course analytics carry their
-owner, so an instructor's 403 costs no read either.
+Access is checked on every request, before the answer is looked up: course analytics against
+the course's own row, which the catalog keeps in the cache (`Catalog.course`), so neither an
+instructor's 403 nor a 200 costs a read or decodes the large answer to find its owner.
 
 A node starting cold has no request counts to say what is worth caching, so `warm` asks
 PostgreSQL which courses had the most learners active over the last day and computes their
@@ -37,6 +39,7 @@ import numpy as np
 
 from lms.analytics import tags
 from lms.cache.cache import Cache, Computation
+from lms.catalog.service import Catalog
 from lms.domain.access import Principal, may_manage_course
 from lms.domain.active_users import ActiveUsers, since
 from lms.domain.funnel import funnel
@@ -100,12 +103,14 @@ class Analytics:
     ) -> None:
         self._db = db
         self._cache = cache
+        self._catalog = Catalog(db, cache)
         self._clock = clock
 
     # --- learners -----------------------------------------------------------------------------
 
-    async def stats(self, who: Principal) -> LearnerStats:
-        """The caller's dashboard: courses, watch time, streaks, recent activity, resume points."""
+    async def stats(self, who: Principal) -> bytes:
+        """The caller's dashboard as JSON (a `LearnerStats`): courses, watch time, streaks,
+        recent activity, resume points."""
         context = await self._context(who.user_id)
         zone = ZoneInfo(context.time_zone)
         now = self._clock()
@@ -116,13 +121,14 @@ class Analytics:
             facts = await self._db.transaction(store.learner_facts, who.user_id, RECENT_ACTIVITY)
             return _learner_stats(facts, context.time_zone, self._clock())
 
-        return await self._cache.get_or_compute(key, tagged, LEARNER_TTL, compute, LearnerStats)
+        return await self._cache.get_or_compute_encoded(key, tagged, LEARNER_TTL, compute)
 
     async def progress(
         self, who: Principal, *, first: date | None, last: date | None, bucket: Bucket
-    ) -> ProgressOverTime:
-        """The caller's watch time and completions per local day or week over `first..last`
-        (default: `last` is today, `first` the `DEFAULT_DAYS`th day up to it).
+    ) -> bytes:
+        """As JSON (a `ProgressOverTime`), the caller's watch time and completions per local
+        day or week over `first..last` (default: `last` is today, `first` the `DEFAULT_DAYS`th
+        day up to it).
 
         Raises:
           Invalid: the range ends before it starts, or needs too many buckets.
@@ -154,8 +160,8 @@ class Analytics:
                 completions=sum(b.completions for b in chart),
             )
 
-        return await self._cache.get_or_compute(
-            key, [tags.user(who.user_id)], LEARNER_TTL, compute, ProgressOverTime
+        return await self._cache.get_or_compute_encoded(
+            key, [tags.user(who.user_id)], LEARNER_TTL, compute
         )
 
     async def _context(self, user_id: int) -> LearnerContext:
@@ -175,17 +181,17 @@ class Analytics:
 
     # --- instructors --------------------------------------------------------------------------
 
-    async def course(self, who: Principal, course_id: int) -> CourseAnalytics:
-        """A course's analytics, for its instructor and admins.
+    async def course(self, who: Principal, course_id: int) -> bytes:
+        """A course's analytics as JSON (a `CourseAnalytics`), for its instructor and admins.
 
         Raises:
           NotFound: no such course.  Forbidden: the caller neither owns it nor is an admin.
         """
-        c = self._course_analytics(course_id)
-        answer = await self._cache.get_or_compute(c.key, c.tags, c.ttl, c.compute, c.type_)
-        if not may_manage_course(who, answer.owner_id):
+        course = await self._catalog.course(course_id)
+        if not may_manage_course(who, course.owner_id):
             raise Forbidden("only the course's instructor or an admin may see its analytics")
-        return answer
+        c = self._course_analytics(course_id)
+        return await self._cache.get_or_compute_encoded(c.key, c.tags, c.ttl, c.compute)
 
     async def warm(self, courses: int = WARM_COURSES) -> int:
         """Cache the analytics of the `courses` courses with the most learners active over
@@ -210,13 +216,12 @@ class Analytics:
             [tags.course(course_id)],
             COURSE_TTL,
             compute,
-            CourseAnalytics,
         )
 
     # --- admins -------------------------------------------------------------------------------
 
-    async def admin(self, who: Principal) -> AdminDashboard:
-        """The platform at a glance, for admins.
+    async def admin(self, who: Principal) -> bytes:
+        """The platform at a glance as JSON (an `AdminDashboard`), for admins.
 
         Raises:
           Forbidden: the caller is not an admin.
@@ -232,8 +237,8 @@ class Analytics:
             )
             return _admin_dashboard(facts, now)
 
-        return await self._cache.get_or_compute(
-            f"dashboard:admin:{hour}", [tags.PLATFORM], ADMIN_TTL, compute, AdminDashboard
+        return await self._cache.get_or_compute_encoded(
+            f"dashboard:admin:{hour}", [tags.PLATFORM], ADMIN_TTL, compute
         )
 
 

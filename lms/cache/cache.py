@@ -8,8 +8,10 @@ flight per key (`SingleFlight`): the flight reads the Redis tier (one round trip
 returns the tags' versions), and on a miss awaits `compute()`, encodes the value (msgspec
 JSON), stores it stamped with those versions in Redis and then in memory, both with one
 jittered expiry. Every caller decodes the bytes into `type_`, a hit or not, so what a caller
-gets never depends on which tier answered. Without Redis (none configured, or down) the
-memory tier works alone and misses compute.
+gets never depends on which tier answered. A caller that only sends the answer on
+(`get_or_compute_encoded`) takes those bytes as they are: decoding a large answer to encode
+it again costs more than finding it. Without Redis (none configured, or down) the memory
+tier works alone and misses compute.
 
 `invalidate(*tags)` renews the tags' versions in Redis first, then drops the tags' entries
 from this node's memory tier and marks this node's flights for them stale (so what they
@@ -55,13 +57,12 @@ log = structlog.get_logger()
 
 @dataclass(frozen=True, slots=True)
 class Computation(Generic[T]):
-    """One `get_or_compute` call, as data: what `warm` takes."""
+    """One `get_or_compute_encoded` call, as data: what `warm` takes."""
 
     key: str
     tags: Sequence[str]
     ttl: float
     compute: Callable[[], Awaitable[T]]
-    type_: type[T]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,18 @@ class Cache:
         concurrent callers on this node), kept at most `ttl` seconds and dropped whenever one
         of `tags` is invalidated. `compute`'s value must encode as JSON (msgspec) and decode
         as `type_`; what is returned is always that decoding."""
+        encoded = await self.get_or_compute_encoded(key, tags, ttl, compute)
+        return self._decoder(type_).decode(encoded)
+
+    async def get_or_compute_encoded(
+        self,
+        key: str,
+        tags: Iterable[str],
+        ttl: float,
+        compute: Callable[[], Awaitable[Any]],
+    ) -> bytes:
+        """As `get_or_compute`, but the value as the JSON kept in the tiers, undecoded: the
+        same bytes whichever tier answered, or the encoding a miss just stored."""
         self._requests.count(key)
         value = self._memory.get(key, trio.current_time())
         if value is None:
@@ -157,7 +170,7 @@ class Cache:
                 return await self._fill(flight, key, tag_list, ttl, compute)
 
             value = await self._flights.run(key, tag_list, fill)
-        return self._decoder(type_).decode(value)
+        return value
 
     async def invalidate(self, *tags: str) -> None:
         """Drop the entries carrying any of `tags`: in Redis and here once this returns, on
@@ -177,7 +190,7 @@ class Cache:
         warmed = 0
         for c in computations:
             try:
-                await self.get_or_compute(c.key, c.tags, c.ttl, c.compute, c.type_)
+                await self.get_or_compute_encoded(c.key, c.tags, c.ttl, c.compute)
             except Exception as exc:
                 log.warning("cache_warm_failed", key=c.key, error=repr(exc))
             else:

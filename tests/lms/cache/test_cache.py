@@ -174,9 +174,9 @@ async def test_warm_fills_the_cache_and_skips_a_computation_that_fails() -> None
 
     warmed = await cache.warm(
         [
-            Computation("c:1", ["course:1"], 60.0, source.stats(1), Stats),
-            Computation("c:2", ["course:2"], 60.0, broken, Stats),
-            Computation("c:3", ["course:3"], 60.0, source.stats(3), Stats),
+            Computation("c:1", ["course:1"], 60.0, source.stats(1)),
+            Computation("c:2", ["course:2"], 60.0, broken),
+            Computation("c:3", ["course:3"], 60.0, source.stats(3)),
         ]
     )
     assert warmed == 2
@@ -233,6 +233,22 @@ async def test_a_value_one_node_computed_is_read_by_the_other_from_redis(redis_u
         on_b = b.cache.statistics()
         assert on_b.redis is not None
         assert (on_b.redis.hits, on_b.memory.hits, on_b.computes) == (1, 1, 0)
+
+
+async def test_the_encoded_answer_is_the_same_bytes_computed_from_redis_and_from_memory(
+    redis_url: str,
+) -> None:
+    key, tag = unique("c"), unique("course")
+    source = Source()
+    async with nodes(redis_url) as (a, b):
+        computed = await a.cache.get_or_compute_encoded(key, [tag], 60.0, source.stats(1))
+        from_redis = await b.cache.get_or_compute_encoded(key, [tag], 60.0, source.stats(1))
+        from_memory = await b.cache.get_or_compute_encoded(key, [tag], 60.0, source.stats(1))
+        assert computed == from_redis == from_memory == msgspec.json.encode(Stats(1, 1))
+        assert source.computes == 1
+        on_b = b.cache.statistics()
+        assert on_b.redis is not None
+        assert (on_b.redis.hits, on_b.memory.hits) == (1, 1)
 
 
 async def test_invalidating_a_tag_drops_it_on_the_other_node_within_100_ms(

@@ -259,6 +259,22 @@ async def test_course_analytics_are_for_its_instructor_and_admins_only(
     assert (await api.get(DASHBOARD + path)).status_code == 401
 
 
+async def test_a_warm_course_analytics_read_sends_the_same_json_as_the_cold_one(
+    api: httpx.AsyncClient, database_url: str, instructor: Login, learner: Login
+) -> None:
+    course = await make_course(api, database_url, instructor, videos=2)
+    await enrol(api, learner, course)
+    await watch(api, learner, course.videos[0], [0, 120])
+    path = DASHBOARD + f"/analytics/course/{course.id}"
+    cold = await api.get(path, headers=instructor.auth)  # computed: nobody asked before
+    warm = await api.get(path, headers=instructor.auth)
+    for response in (cold, warm):
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+    assert warm.content == cold.content
+    assert cold.json()["videos"][0]["drop_offs"][0]["at"] == 120
+
+
 async def test_the_admin_dashboard_follows_users_enrolments_and_progress(
     api: httpx.AsyncClient, database_url: str, admin: Login, instructor: Login, learner: Login
 ) -> None:
