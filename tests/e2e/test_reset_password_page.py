@@ -6,7 +6,6 @@ shows the server's words on the page."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import trio
@@ -26,6 +24,7 @@ from tests.lms.http.conftest import PASSWORD, sign_up
 from tests.polling import eventually
 from tests.reset_mail import mails_in, reset_link
 from tests.smtp_server import free_port
+from tests.sql import sql
 
 pytestmark = pytest.mark.e2e
 
@@ -49,17 +48,6 @@ async def node(database_url: str, tmp_path: Path) -> AsyncIterator[NodeProcess]:
         yield node
     finally:
         assert await node.stop() == 0, node.log()
-
-
-async def sql(dsn: str, statement: str, *args: object) -> list[asyncpg.Record]:
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await conn.fetch(statement, *args)
-        finally:
-            await conn.close()
-
-    return await trio.to_thread.run_sync(asyncio.run, run())
 
 
 class ResetPage:

@@ -3,31 +3,18 @@ the outbox by state with each message's last error, and an admin's retry of dead
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
-from typing import Any
 
-import asyncpg
 import httpx
 import trio
 
 from lms.config import Settings
 from tests.lms.http.conftest import Login, sign_up
 from tests.polling import eventually
+from tests.sql import sql
 
 OUTBOX = "/api/v1/admin/mail"
-
-
-async def sql(dsn: str, query: str, *args: object) -> list[dict[str, Any]]:
-    async def run() -> list[dict[str, Any]]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return [dict(row) for row in await conn.fetch(query, *args)]
-        finally:
-            await conn.close()
-
-    return await trio.to_thread.run_sync(asyncio.run, run())
 
 
 async def dead_message(dsn: str, user_id: int, to: str) -> int:

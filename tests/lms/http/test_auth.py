@@ -1,27 +1,11 @@
-import asyncio
-
-import asyncpg
 import httpx
 import trio
 
 from lms.accounts.service import REFRESH_REUSE_GRACE
 from tests.lms.http.conftest import PASSWORD, Login, log_in, sign_up
+from tests.sql import sql
 
 REFRESH = "/api/v1/auth/refresh"
-
-
-async def sql(dsn: str, statement: str, *args: object) -> list[asyncpg.Record]:
-    """One statement on the test's database, straight (not through the API)."""
-
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await conn.fetch(statement, *args)
-        finally:
-            await conn.close()
-
-    # The node under test runs an asyncio loop in this thread (trio-asyncio); use another.
-    return await trio.to_thread.run_sync(asyncio.run, run())
 
 
 async def past_the_grace(dsn: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 from collections.abc import AsyncIterator
@@ -10,13 +9,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 import trio
 
 from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
 from tests.lms.http.conftest import Login, log_in, sign_up
+from tests.sql import sql
 
 PROGRESS = "/api/v1/progress"
 DURATION = 600.0
@@ -27,19 +26,6 @@ class Course:
     id: int
     videos: list[int]  # in course order, each DURATION seconds long
     text: int  # last in course order
-
-
-async def sql(dsn: str, statement: str, *args: object) -> None:
-    """Run one statement on the test's database, as the transcoder would (not through the API)."""
-
-    async def run() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(statement, *args)
-        finally:
-            await conn.close()
-
-    await trio.to_thread.run_sync(asyncio.run, run())
 
 
 async def make_course(
