@@ -103,9 +103,14 @@ def roles(context: BrowserContext, learner_context: BrowserContext, url: str, *a
     admin_email, admin_password, learner_email, learner_password, course = args
     logins: list[str] = []
     context.on("request", lambda r: logins.append(r.url) if r.url.endswith("/login") else None)
+    refreshes: list[int] = []
+    context.on(
+        "response", lambda r: refreshes.append(r.status) if r.url.endswith("/refresh") else None
+    )
     page = context.new_page()
     page.clock.install()  # the real time, until the test runs it ahead
     sign_in(page, f"{url}/dashboard", admin_email, admin_password)
+    signed_in = page.evaluate(TOKENS)
     entries = nav(page)
     page.click("#site-nav a[data-nav=admin]")
     page.wait_for_url(f"{url}/admin")
@@ -125,19 +130,19 @@ def roles(context: BrowserContext, learner_context: BrowserContext, url: str, *a
         login_shown=[p.is_visible("#login") for p in (page, tab)],
     )
 
-    # Before the access token expires (the node's lives 10 s), the page takes a new pair.
-    before = page.evaluate(TOKENS)
-    with page.expect_response("**/api/v1/auth/refresh", timeout=WAIT_MS) as refreshed:
-        page.clock.run_for(9_000)
+    # Before the access token expires (the node's lives 10 s), the page takes a new pair. On a
+    # slow machine the real time since signing in may already have brought it: either way, the
+    # pair signed in with is replaced once, by one refresh.
+    page.clock.run_for(9_000)
     page.wait_for_function(
-        f"() => localStorage.getItem('lms.access') !== {json.dumps(before['access'])}"
+        f"() => localStorage.getItem('lms.access') !== {json.dumps(signed_in['access'])}"
     )
     renewed = page.evaluate(TOKENS)
     report(
         phase="renewed",
-        status=refreshed.value.status,
-        access_changed=renewed["access"] != before["access"],
-        refresh_changed=renewed["refresh"] != before["refresh"],
+        status=refreshes[0],
+        access_changed=renewed["access"] != signed_in["access"],
+        refresh_changed=renewed["refresh"] != signed_in["refresh"],
     )
 
     # An access token the server refuses: one refresh, and the next page carries on signed in.
