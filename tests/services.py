@@ -140,6 +140,19 @@ def clone_cluster(source_root: Path, root: Path) -> None:
     subprocess.run(["cp", "-a", str(source.data_dir), str(target.data_dir)], check=True)
 
 
+@contextlib.contextmanager
+def own_postgres(template_root: Path, prefix: str) -> Iterator[RunningPostgres]:
+    """A PostgreSQL of the caller's own, cloned from the session's template cluster, for a test
+    that stops it under a node; stopped and removed afterwards."""
+    with scratch_dir(prefix) as root:
+        clone_cluster(template_root, root / "postgres")
+        running = start_postgres(root)
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
 def spawn_postmaster(cluster: PostgresCluster, port: int) -> subprocess.Popen[bytes]:
     """Start the postmaster with `FAST_SETTINGS`, logging to the cluster's log; do not wait."""
     command = postgres_command(

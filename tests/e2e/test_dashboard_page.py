@@ -5,11 +5,8 @@ the instructor's open analytics page within a couple of seconds, without a reloa
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +15,8 @@ import pytest
 import trio
 
 from tests.e2e.admins import ADMIN, create_admin
-from tests.e2e.nodes import SECRET, NodeProcess, node_env, output_lines, start_node
+from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
+from tests.e2e.page_drivers import next_report, page_driver
 from tests.live_setup import Course, make_course
 from tests.lms.http.conftest import PASSWORD, Login, log_in, make_instructor, sign_up
 
@@ -70,33 +68,11 @@ async def heartbeat(school: School, played: list[list[float]]) -> None:
     assert response.status_code == 200, response.text
 
 
-@asynccontextmanager
-async def driver(*args: str, log_path: Path) -> AsyncIterator[AsyncIterator[dict]]:
+def driver(*args: str, log_path: Path) -> AbstractAsyncContextManager[AsyncIterator[dict]]:
     """tests/e2e/dashboard_page_driver.py and the JSON lines it prints; it must exit 0."""
-    command = [sys.executable, "-m", "tests.e2e.dashboard_page_driver", *args]
-    with log_path.open("wb") as log:
-        process = await trio.lowlevel.open_process(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
-        )
-
-    async def reports() -> AsyncIterator[dict]:
-        async for line in output_lines(process.stdout):
-            yield json.loads(line)
-
-    try:
-        with trio.fail_after(DEADLINE):
-            yield reports()
-            code = await process.wait()
-        assert code == 0, await trio.Path(log_path).read_text()
-    finally:
-        process.kill()
-        await process.wait()
-
-
-async def next_report(reports: AsyncIterator[dict], log_path: Path) -> dict:
-    seen = await anext(reports, None)
-    assert seen is not None, await trio.Path(log_path).read_text()
-    return seen
+    return page_driver(
+        "tests.e2e.dashboard_page_driver", *args, log_path=log_path, deadline=DEADLINE
+    )
 
 
 async def test_a_learners_heartbeat_shows_on_the_instructors_retention_chart_within_seconds(

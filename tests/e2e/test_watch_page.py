@@ -6,11 +6,8 @@ video transcodes plays before the job ends."""
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +17,8 @@ import trio
 
 from media.synthetic import write_clip
 from tests.e2e.admins import Admin, create_admin, signed_in
-from tests.e2e.nodes import SECRET, NodeProcess, node_env, output_lines, start_node
+from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
+from tests.e2e.page_drivers import next_report, page_driver
 from tests.lms.http.conftest import PASSWORD, Login, sign_up
 
 pytestmark = pytest.mark.e2e
@@ -94,34 +92,9 @@ async def upload(admin: Admin, course_id: int, content_id: int, clip: Path) -> d
     return response.json()
 
 
-@asynccontextmanager
-async def browser(*args: str, log_path: Path) -> AsyncIterator[AsyncIterator[dict]]:
-    """The page driver (tests/e2e/watch_page_driver.py), and the JSON lines it prints; it must
-    finish its part within the deadline and exit 0."""
-    command = [sys.executable, "-m", "tests.e2e.watch_page_driver", *args]
-    with log_path.open("wb") as log:
-        process = await trio.lowlevel.open_process(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
-        )
-
-    async def reports() -> AsyncIterator[dict]:
-        async for line in output_lines(process.stdout):
-            yield json.loads(line)
-
-    try:
-        with trio.fail_after(DEADLINE):
-            yield reports()
-            code = await process.wait()
-        assert code == 0, await trio.Path(log_path).read_text()
-    finally:
-        process.kill()
-        await process.wait()
-
-
-async def next_report(reports: AsyncIterator[dict], log_path: Path) -> dict:
-    seen = await anext(reports, None)
-    assert seen is not None, await trio.Path(log_path).read_text()
-    return seen
+def browser(*args: str, log_path: Path) -> AbstractAsyncContextManager[AsyncIterator[dict]]:
+    """tests/e2e/watch_page_driver.py and the JSON lines it prints; it must exit 0."""
+    return page_driver("tests.e2e.watch_page_driver", *args, log_path=log_path, deadline=DEADLINE)
 
 
 async def stored_progress(database_url: str, user_id: int, content_id: int) -> asyncpg.Record:

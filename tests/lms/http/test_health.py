@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from lms.config import Settings
-from tests.services import RunningPostgres, clone_cluster, scratch_dir, start_postgres
+from tests.services import RunningPostgres, own_postgres
 
 
 async def test_a_healthy_node_reports_its_database_and_redis(api: httpx.AsyncClient) -> None:
@@ -41,13 +41,8 @@ class TestWithTheDatabaseDown:
 
     @pytest.fixture
     def postgres(self, postgres_template: Path) -> Iterator[RunningPostgres]:
-        with scratch_dir("lms-test-health-") as root:
-            clone_cluster(postgres_template, root / "postgres")
-            running = start_postgres(root)
-            try:
-                yield running
-            finally:
-                running.stop()
+        with own_postgres(postgres_template, "lms-test-health-") as running:
+            yield running
 
     @pytest.fixture
     def database_url(self, postgres: RunningPostgres) -> str:

@@ -18,7 +18,7 @@ from lms.config import Settings
 from lms.domain.media_urls import MediaUrls, derived_key
 from tests.lms.http.conftest import SECRET, Login
 from tests.lms.http.test_streaming import publish_clip
-from tests.services import RunningPostgres, clone_cluster, scratch_dir, start_postgres
+from tests.services import RunningPostgres, own_postgres
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 # The key a node signs with when LMS_MEDIA_KEYS is unset: derived from its secret key.
@@ -206,13 +206,8 @@ class TestWithTheDatabaseStopped:
 
     @pytest.fixture
     def postgres(self, postgres_template: Path) -> Iterator[RunningPostgres]:
-        with scratch_dir("lms-test-media-") as root:
-            clone_cluster(postgres_template, root / "postgres")
-            running = start_postgres(root)
-            try:
-                yield running
-            finally:
-                running.stop()
+        with own_postgres(postgres_template, "lms-test-media-") as running:
+            yield running
 
     @pytest.fixture
     def database_url(self, postgres: RunningPostgres) -> str:
