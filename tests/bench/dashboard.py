@@ -54,7 +54,6 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import time
 import uuid
@@ -83,13 +82,14 @@ from tests.analytics_seed import AnalyticsCourse, seed_analytics_course
 from tests.bench.live import NODE_CPU, core_speed
 from tests.bench.streaming import (
     LOAD_CPUS,
-    STOP_GRACE,
     WRK_SCRIPT,
     Load,
     Server,
     Turn,
     judged,
     run_wrk,
+    start_peer,
+    stop_process,
     summary,
 )
 from tests.databases import admin_sql, migrate_database, with_database
@@ -239,10 +239,10 @@ async def servers_up(
     issuer = TokenIssuer(SECRET, access_ttl=4 * 3600, refresh_ttl=4 * 3600)
     async with contextlib.AsyncExitStack() as stack:
         node = await start_node(env, root / "node.log")
-        stack.push_async_callback(_stop, node.process)
+        stack.push_async_callback(stop_process, node.process)
         pin(node.process.pid, NODE_CPU)
         bare_url, bare = await _start_bare(root / "bare.log")
-        stack.push_async_callback(_stop, bare)
+        stack.push_async_callback(stop_process, bare)
         yield Http(
             node,
             bare_url,
@@ -257,30 +257,10 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 async def _start_bare(log_path: Path) -> tuple[str, trio.Process]:
-    with log_path.open("wb") as log:
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "tests.bench.json_bare"], stdout=subprocess.PIPE, stderr=log
-        )
+    argv = [sys.executable, "-m", "tests.bench.json_bare"]
+    url, process = await start_peer(argv, log_path, "the bare route")
     pin(process.pid, NODE_CPU)
-    assert process.stdout is not None
-    banner = b""
-    with trio.fail_after(30):
-        while b"\n" not in banner:
-            chunk = await process.stdout.receive_some()
-            if not chunk:
-                log_text = await trio.Path(log_path).read_text()
-                raise RuntimeError(f"the bare route exited:\n{log_text}")
-            banner += chunk
-    return banner.decode().split("listening on ", 1)[1].strip(), process
-
-
-async def _stop(process: trio.Process) -> None:
-    with trio.CancelScope(shield=True):
-        process.terminate()
-        with trio.move_on_after(STOP_GRACE):
-            await process.wait()
-        process.kill()
-        await process.wait()
+    return url, process
 
 
 async def over_http(

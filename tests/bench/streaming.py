@@ -178,7 +178,7 @@ async def servers_up(dsn: str, root: Path, args: argparse.Namespace) -> AsyncIte
     await create_admin(env)
     async with contextlib.AsyncExitStack() as stack:
         node = await start_node(env, root / "node.log")
-        stack.push_async_callback(_stop_process, node.process)
+        stack.push_async_callback(stop_process, node.process)
         os.sched_setaffinity(node.process.pid, NODE_CPU)
         clip = write_clip(root / "clip.mp4", seconds=1.0)
         async with signed_in(node.url) as admin:
@@ -210,7 +210,7 @@ async def servers_up(dsn: str, root: Path, args: argparse.Namespace) -> AsyncIte
         )
         stack.push_async_callback(bare.stop)
         starlette_url, starlette = await _start_starlette(media, root / "starlette.log")
-        stack.push_async_callback(_stop_process, starlette)
+        stack.push_async_callback(stop_process, starlette)
 
         def node_pids() -> list[int]:
             return [node.process.pid]
@@ -252,12 +252,14 @@ def _fresh_dir(path: Path) -> Path:
 
 
 async def _start_starlette(root: Path, log_path: Path) -> tuple[str, trio.Process]:
+    argv = [*_pinned(NODE_CPU), sys.executable, "-m", "tests.bench.starlette_files", str(root)]
+    return await start_peer(argv, log_path, "Starlette peer")
+
+
+async def start_peer(argv: list[str], log_path: Path, what: str) -> tuple[str, trio.Process]:
+    """Start a baseline server that prints `listening on URL` first; return the URL."""
     with log_path.open("wb") as log:
-        process = await trio.lowlevel.open_process(
-            [*_pinned(NODE_CPU), sys.executable, "-m", "tests.bench.starlette_files", str(root)],
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
+        process = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE, stderr=log)
     assert process.stdout is not None
     banner = b""
     with trio.fail_after(30):
@@ -265,12 +267,13 @@ async def _start_starlette(root: Path, log_path: Path) -> tuple[str, trio.Proces
             chunk = await process.stdout.receive_some()
             if not chunk:
                 log_text = await trio.Path(log_path).read_text()
-                raise RuntimeError(f"Starlette peer exited:\n{log_text}")
+                raise RuntimeError(f"{what} exited:\n{log_text}")
             banner += chunk
     return banner.decode().split("listening on ", 1)[1].strip(), process
 
 
-async def _stop_process(process: trio.Process) -> None:
+async def stop_process(process: trio.Process) -> None:
+    """SIGTERM, SIGKILL after `STOP_GRACE`; shielded, as it runs on the way out."""
     with trio.CancelScope(shield=True):
         process.terminate()
         with trio.move_on_after(STOP_GRACE):
