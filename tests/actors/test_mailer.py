@@ -119,7 +119,9 @@ async def test_smtp_refusing_connections_for_a_while_delays_but_never_loses_or_d
             ids = await message_ids(db)
         assert server.deliveries() == Counter(ids.values())  # each exactly once
         assert (stats.sent, stats.dead, stats.in_flight) == (20, 0, 0)
-        assert stats.retried >= 40
+        # A claim counts an attempt before it fails, so "attempts >= 2" above proves one failed
+        # attempt per message, not two (the second may still be in flight when it is seen).
+        assert stats.retried >= 20
     finally:
         server.stop()
 
