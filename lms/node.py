@@ -54,6 +54,7 @@ from lms.mail.admin import OutboxAdmin
 from lms.mail.mailer import mail_destination, mail_transport, start_node_mailer
 from lms.mail.notifications import Notifications
 from lms.mail.schedule import PostgresSchedule
+from lms.observability.metrics import NodeMetrics
 from lms.progress.service import ProgressService, group_committed
 from lms.store import bridge
 from lms.store import progress as progress_store
@@ -447,6 +448,7 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
         ),
         password_resets=PasswordResets(store.db, actors.cache),
         limits=RateLimits.in_memory(settings),
+        metrics=NodeMetrics(settings.node_id),
     )
 
 

@@ -32,6 +32,7 @@ from lms.jobs.videos import Videos
 from lms.live.service import LiveService
 from lms.mail.admin import OutboxAdmin
 from lms.mail.notifications import Notifications
+from lms.observability.metrics import NodeMetrics
 from lms.progress.service import ProgressService
 from lms.uploads.service import Uploads
 from proto.api import MAX_ID, ErrorBody
@@ -61,6 +62,8 @@ class Services:
     notifications: Notifications
     password_resets: PasswordResets
     limits: RateLimits
+    # The node's Prometheus registry (/metrics); collectors are added as the node starts.
+    metrics: NodeMetrics
 
 
 def services() -> Services:
