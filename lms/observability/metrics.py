@@ -8,7 +8,7 @@ pools and caches already keep, when Prometheus scrapes, so the hot paths count n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import HistogramMetricFamily, InfoMetricFamily, Metric
@@ -25,11 +25,19 @@ class NodeMetrics:
         # it is registered (describing would run it once more, for nothing).
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Identity(node_id, role))
+        self._refreshes: list[Callable[[], Awaitable[None]]] = []
 
     def add(self, collector: Collector) -> None:
         self.registry.register(collector)
 
-    def exposition(self) -> bytes:
+    def add_refresh(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        """`refresh` runs before each scrape, for the few figures a collector cannot read from
+        memory (the job queue by state is a query); it should cache what it reads."""
+        self._refreshes.append(refresh)
+
+    async def exposition(self) -> bytes:
+        for refresh in self._refreshes:
+            await refresh()
         return generate_latest(self.registry)
 
 

@@ -5,7 +5,7 @@ from lms.domain.histogram import Histogram
 from lms.observability.metrics import NodeMetrics, histogram_family
 
 
-def test_two_nodes_in_one_process_each_expose_only_their_own_figures() -> None:
+async def test_two_nodes_in_one_process_each_expose_only_their_own_figures() -> None:
     first, second = NodeMetrics("a"), NodeMetrics("b")
     histogram = Histogram((1.0,))
     histogram.observe(0.5)
@@ -17,7 +17,9 @@ def test_two_nodes_in_one_process_each_expose_only_their_own_figures() -> None:
             )
 
     first.add(Latency())
-    families = {f.name: f for f in text_string_to_metric_families(first.exposition().decode())}
+    families = {
+        f.name: f for f in text_string_to_metric_families((await first.exposition()).decode())
+    }
     assert families["lms_node_info"].samples[0].labels == {"node_id": "a", "role": "node"}
     buckets = {
         s.labels["le"]: s.value
@@ -25,4 +27,4 @@ def test_two_nodes_in_one_process_each_expose_only_their_own_figures() -> None:
         if s.name.endswith("_bucket")
     }
     assert buckets == {"1.0": 1.0, "+Inf": 1.0}
-    assert "lms_test_seconds" not in second.exposition().decode()
+    assert "lms_test_seconds" not in (await second.exposition()).decode()
