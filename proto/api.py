@@ -64,39 +64,39 @@ class Response(msgspec.Struct, frozen=True, gc=False):
 # --- auth -------------------------------------------------------------------------------------
 
 
-class RegisterRequest(Request):
+class RegisterRequest(Request, frozen=True):
     email: Email
     password: Password
     name: Name
 
 
-class LoginRequest(Request):
+class LoginRequest(Request, frozen=True):
     email: Email
     password: Annotated[str, Meta(min_length=1, max_length=256)]
 
 
-class RefreshRequest(Request):
+class RefreshRequest(Request, frozen=True):
     refresh_token: Annotated[str, Meta(min_length=1, max_length=4096)]
 
 
-class TokenPair(Response):
+class TokenPair(Response, frozen=True):
     access_token: str
     refresh_token: str
     expires_in: int
     token_type: str = "bearer"
 
 
-class PasswordResetRequest(Request):
+class PasswordResetRequest(Request, frozen=True):
     email: Email
 
 
-class PasswordResetRequested(Response):
+class PasswordResetRequested(Response, frozen=True):
     """The same whether or not an account has the address: who has one is not revealed."""
 
     message: str
 
 
-class PasswordResetConfirm(Request):
+class PasswordResetConfirm(Request, frozen=True):
     """`token` from the reset mail's link; `password` under the rules of registration. With
     `email`, the token must be the one mailed to that address."""
 
@@ -108,7 +108,7 @@ class PasswordResetConfirm(Request):
 # --- users ------------------------------------------------------------------------------------
 
 
-class User(Response):
+class User(Response, frozen=True):
     id: int
     email: str
     name: str
@@ -117,7 +117,7 @@ class User(Response):
     created_at: datetime
 
 
-class UserPatch(Request):
+class UserPatch(Request, frozen=True):
     name: Name | UnsetType = UNSET
     role: Role | UnsetType = UNSET
     time_zone: TimeZone | UnsetType = UNSET
@@ -126,19 +126,19 @@ class UserPatch(Request):
 # --- courses, modules, contents ---------------------------------------------------------------
 
 
-class CourseCreate(Request):
+class CourseCreate(Request, frozen=True):
     title: Title
     description: Description = ""
     completion_threshold: Threshold = 0.9
 
 
-class CoursePatch(Request):
+class CoursePatch(Request, frozen=True):
     title: Title | UnsetType = UNSET
     description: Description | UnsetType = UNSET
     completion_threshold: Threshold | UnsetType = UNSET
 
 
-class Course(Response):
+class Course(Response, frozen=True):
     id: int
     owner_id: int
     title: str
@@ -148,24 +148,24 @@ class Course(Response):
     updated_at: datetime
 
 
-class ModuleCreate(Request):
+class ModuleCreate(Request, frozen=True):
     title: Title
     position: Position = 0
 
 
-class ModulePatch(Request):
+class ModulePatch(Request, frozen=True):
     title: Title | UnsetType = UNSET
     position: Position | UnsetType = UNSET
 
 
-class Module(Response):
+class Module(Response, frozen=True):
     id: int
     course_id: int
     title: str
     position: int
 
 
-class ContentCreate(Request):
+class ContentCreate(Request, frozen=True):
     title: Title
     kind: ContentKind
     position: Position = 0
@@ -173,14 +173,14 @@ class ContentCreate(Request):
     body: Description | None = None
 
 
-class ContentPatch(Request):
+class ContentPatch(Request, frozen=True):
     title: Title | UnsetType = UNSET
     position: Position | UnsetType = UNSET
     module_id: Id | UnsetType | None = UNSET
     body: Description | UnsetType | None = UNSET
 
 
-class Content(Response):
+class Content(Response, frozen=True):
     id: int
     course_id: int
     module_id: int | None
@@ -191,7 +191,7 @@ class Content(Response):
     created_at: datetime
 
 
-class Enrollment(Response):
+class Enrollment(Response, frozen=True):
     course_id: int
     user_id: int
     enrolled_at: datetime
@@ -200,30 +200,30 @@ class Enrollment(Response):
 # --- errors and health ------------------------------------------------------------------------
 
 
-class ErrorDetail(Response, omit_defaults=True):
+class ErrorDetail(Response, frozen=True, omit_defaults=True):
     code: str
     message: str
     details: list[dict[str, str]] | None = None
 
 
-class ErrorBody(Response):
+class ErrorBody(Response, frozen=True):
     error: ErrorDetail
 
 
-class ComponentHealth(Response):
+class ComponentHealth(Response, frozen=True):
     name: str
     ok: bool
     state: str
     detail: str = ""
 
 
-class Health(Response):
+class Health(Response, frozen=True):
     status: str
     node_id: str
     components: list[ComponentHealth]
 
 
-class AdminCreate(Request):
+class AdminCreate(Request, frozen=True):
     """`lms createadmin --email --password`."""
 
     email: Email

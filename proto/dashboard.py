@@ -19,7 +19,7 @@ class ActivityKind(enum.StrEnum):
     COURSE_FINISHED = "course_finished"  # every content of a course completed
 
 
-class RecentActivity(Response):
+class RecentActivity(Response, frozen=True):
     kind: ActivityKind
     at: datetime
     course_id: int
@@ -28,7 +28,7 @@ class RecentActivity(Response):
     content_title: str | None
 
 
-class ResumePoint(Response):
+class ResumePoint(Response, frozen=True):
     """Where to pick a course up: the content last opened and not completed (else the first
     not completed), and the second to resume it at. No content: every one is completed, or
     the course has none."""
@@ -42,7 +42,7 @@ class ResumePoint(Response):
     position: float
 
 
-class LearnerStats(Response):
+class LearnerStats(Response, frozen=True):
     """`GET /api/v1/dashboard/stats`."""
 
     time_zone: str
@@ -57,13 +57,13 @@ class LearnerStats(Response):
     computed_at: datetime
 
 
-class WatchTimeBucket(Response):
+class WatchTimeBucket(Response, frozen=True):
     start: date  # the day, or the Monday of the ISO week
     watched_seconds: float
     completions: int
 
 
-class ProgressOverTime(Response):
+class ProgressOverTime(Response, frozen=True):
     """`GET /api/v1/dashboard/analytics/progress`."""
 
     time_zone: str
@@ -75,7 +75,7 @@ class ProgressOverTime(Response):
     completions: int
 
 
-class ActiveCounts(Response):
+class ActiveCounts(Response, frozen=True):
     """Distinct users with activity over the trailing day, week and month (30 days)."""
 
     day: int
@@ -83,7 +83,7 @@ class ActiveCounts(Response):
     month: int
 
 
-class FunnelStep(Response):
+class FunnelStep(Response, frozen=True):
     content_id: int
     title: str
     kind: ContentKind
@@ -94,7 +94,7 @@ class FunnelStep(Response):
     coverage: float | None  # of the video, by the average learner who started it
 
 
-class DropOff(Response):
+class DropOff(Response, frozen=True):
     """The retention falls by `drop` from second `start` to `end`, most sharply at `at`."""
 
     start: int
@@ -103,7 +103,7 @@ class DropOff(Response):
     drop: float
 
 
-class VideoRetention(Response):
+class VideoRetention(Response, frozen=True):
     content_id: int
     title: str
     duration: float
@@ -112,7 +112,7 @@ class VideoRetention(Response):
     drop_offs: list[DropOff]  # steepest first
 
 
-class CourseAnalytics(Response):
+class CourseAnalytics(Response, frozen=True):
     """`GET /api/v1/dashboard/analytics/course/{course_id}`."""
 
     course_id: int
@@ -126,7 +126,7 @@ class CourseAnalytics(Response):
     computed_at: datetime
 
 
-class TopCourse(Response):
+class TopCourse(Response, frozen=True):
     course_id: int
     title: str
     enrolled: int
@@ -134,7 +134,7 @@ class TopCourse(Response):
     watched_seconds: float
 
 
-class AdminDashboard(Response):
+class AdminDashboard(Response, frozen=True):
     """`GET /api/v1/dashboard/admin`."""
 
     users: int

@@ -103,7 +103,7 @@ PoolMessage = JobsWaiting | StopJob
 # --- `/api/v1/jobs` ---------------------------------------------------------------------------
 
 
-class JobView(Response):
+class JobView(Response, frozen=True):
     id: int
     content_id: int
     course_id: int
@@ -125,7 +125,7 @@ class JobView(Response):
     finished_at: datetime | None
 
 
-class WorkerView(Response):
+class WorkerView(Response, frozen=True):
     id: str
     node_id: str
     kind: WorkerKind
@@ -140,7 +140,7 @@ class WorkerView(Response):
 # --- the video manifest -----------------------------------------------------------------------
 
 
-class RenditionView(Response, omit_defaults=True):
+class RenditionView(Response, frozen=True, omit_defaults=True):
     """One quality. Its URLs are signed (they open without a token until the manifest's
     `expires_at`); relative URIs inside its playlist inherit the signature."""
 
@@ -154,7 +154,7 @@ class RenditionView(Response, omit_defaults=True):
     size: int | None = None  # bytes of the MP4, once complete
 
 
-class VideoManifest(Response, omit_defaults=True):
+class VideoManifest(Response, frozen=True, omit_defaults=True):
     status: JobStatus
     progress: float
     renditions: list[RenditionView]

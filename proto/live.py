@@ -93,7 +93,7 @@ class Envelope(msgspec.Struct, frozen=True, gc=False, array_like=True):
     message: LiveMessage
 
 
-class AnnouncementCreate(Request):
+class AnnouncementCreate(Request, frozen=True):
     """`POST /api/v1/courses/{id}/announcements`."""
 
     text: AnnouncementText

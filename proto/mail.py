@@ -82,7 +82,7 @@ class MailWaiting(msgspec.Struct, frozen=True, gc=False, tag="mail_waiting"):
 # --- `/api/v1/admin/mail` ---------------------------------------------------------------------
 
 
-class OutboxView(Response):
+class OutboxView(Response, frozen=True):
     id: int
     idempotency_key: str
     kind: MailKind
@@ -99,7 +99,7 @@ class OutboxView(Response):
     sent_at: datetime | None
 
 
-class OutboxPage(Response):
+class OutboxPage(Response, frozen=True):
     """Newest first; `counts` has every state, zero included."""
 
     messages: list[OutboxView]

@@ -16,7 +16,7 @@ from proto.mail import MailKind
 OPTIONAL_KINDS = (MailKind.WELCOME, MailKind.DIGEST, MailKind.REMINDER, MailKind.ACHIEVEMENT)
 
 
-class NotificationSettings(Response):
+class NotificationSettings(Response, frozen=True):
     """Whether each kind of optional mail is on (every kind is on until turned off)."""
 
     welcome: bool
@@ -25,7 +25,7 @@ class NotificationSettings(Response):
     achievement: bool  # first video finished, course completed, 7- and 30-day streaks
 
 
-class NotificationPatch(Request):
+class NotificationPatch(Request, frozen=True):
     """The kinds to turn on (true) or off (false); a kind left out is left as it is."""
 
     welcome: bool | UnsetType = UNSET
@@ -34,14 +34,14 @@ class NotificationPatch(Request):
     achievement: bool | UnsetType = UNSET
 
 
-class Unsubscribed(Response):
+class Unsubscribed(Response, frozen=True):
     """What a one-click unsubscribe turned off, for whom."""
 
     user_id: int
     kind: MailKind
 
 
-class MailPreview(Response):
+class MailPreview(Response, frozen=True):
     """A template rendered with sample data, as it would be sent."""
 
     template: str

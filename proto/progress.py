@@ -35,7 +35,7 @@ Rate = Annotated[float, Meta(gt=0.0, le=16.0)]
 AwareTime = Annotated[datetime, Meta(tz=True)]
 
 
-class ProgressUpdate(Request):
+class ProgressUpdate(Request, frozen=True):
     """A heartbeat from a player (video), or "I have read it" (text: `completed: true`).
 
     - `position`: where playback is now, so another device resumes there.
@@ -74,7 +74,7 @@ class ProgressWrite(msgspec.Struct, frozen=True, gc=False, tag="progress_write")
     device_id: str | None = None
 
 
-class ProgressState(Response):
+class ProgressState(Response, frozen=True):
     """A learner's stored progress on one content, as committed."""
 
     content_id: int
@@ -89,7 +89,7 @@ class ProgressState(Response):
     updated_at: datetime
 
 
-class ContentProgress(Response):
+class ContentProgress(Response, frozen=True):
     """One content of a course and where the caller stands on it (zeros if never opened)."""
 
     content_id: int
@@ -105,7 +105,7 @@ class ContentProgress(Response):
     updated_at: datetime | None  # None: never opened
 
 
-class CourseStanding(Response):
+class CourseStanding(Response, frozen=True):
     """Where the caller stands in one course.
 
     `percent` is the share of the course's contents completed (0-100); `next_content_id` is the
@@ -122,13 +122,13 @@ class CourseStanding(Response):
     last_activity_at: datetime | None
 
 
-class CourseProgress(CourseStanding):
+class CourseProgress(CourseStanding, frozen=True):
     """`GET /api/v1/progress/course/{course_id}`: the standing, and every content in order."""
 
     contents: list[ContentProgress]
 
 
-class ProgressSummary(Response):
+class ProgressSummary(Response, frozen=True):
     """`GET /api/v1/progress/my/summary`: every course the caller is enrolled in."""
 
     courses: list[CourseStanding]
