@@ -99,6 +99,8 @@ class Settings:
     # Password reset requests: per e-mail address (the mail it sends), per client address.
     reset_limit_per_address: Limit = RESET_LIMIT_PER_ADDRESS
     reset_limit_per_ip: Limit = RESET_LIMIT_PER_IP
+    # A unit of database work slower than this logs `slow_sql` (lms/store/database.py).
+    slow_sql_ms: int = 200
 
     def __repr__(self) -> str:
         """Every field but the secrets, and URLs without their passwords: settings end up in
@@ -209,6 +211,9 @@ class Settings:
             ),
             reset_limit_per_ip=reader.parse(
                 "LMS_RESET_LIMIT_PER_IP", cls.reset_limit_per_ip, _limit
+            ),
+            slow_sql_ms=reader.parse(
+                "LMS_SLOW_SQL_MS", cls.slow_sql_ms, _int_between(1, 3_600_000)
             ),
         )
         if settings.db_pool_min > settings.db_pool_max:

@@ -103,7 +103,10 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
             )
             dsn = await nursery.start(embedded.run)
         db = await Database.connect(
-            dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            dsn,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            slow_sql_ms=settings.slow_sql_ms,
         )
         redis = None
         try:

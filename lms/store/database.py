@@ -3,15 +3,23 @@
 Store functions (`lms/store/users.py`, ...) are plain asyncpg coroutines that take a connection.
 `Database.transaction(fn, ...)` runs one of them inside a transaction on a pooled connection,
 crossing the bridge once for the whole unit of work.
+
+Every unit is timed from trio (the crossing, the pool's acquire and the statements: what its
+caller waited), and one slower than the threshold logs `slow_sql` with the store function's name
+and counts against it in `statistics()`. Never its arguments: they hold e-mail addresses,
+password hashes and token digests. The count's keys are the code's store functions, so bounded.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypedDict, TypeVar
 
 import asyncpg
+import structlog
 
 from lms.store import bridge
 
@@ -19,6 +27,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 Work = Callable[Concatenate[asyncpg.Connection, P], Awaitable[T]]
+
+log = structlog.get_logger()
+
+# A unit of work slower than this logs `slow_sql` (LMS_SLOW_SQL_MS).
+SLOW_SQL_MS = 200
 
 # A pooled connection idle this long is closed, so a restarted PostgreSQL is reconnected to
 # rather than failing on a dead socket; `kept_connection` applies it to the ones it keeps.
@@ -46,20 +59,37 @@ class StoreUnavailable(Exception):
     """PostgreSQL could not be reached; the request may be retried later."""
 
 
+class DatabaseStatistics(TypedDict):
+    size: int
+    idle: int
+    kept: int  # out of the pool between a hot caller's units
+    max_size: int
+    # Units slower than the threshold, by store function ("lms.store.users.by_email").
+    slow_calls: dict[str, int]
+
+
 class Database:
     """A pool of PostgreSQL connections, used from trio.
 
     Create with `await Database.connect(dsn)`; close with `await db.close()`.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, slow_sql_ms: int = SLOW_SQL_MS) -> None:
         self._pool = pool
         # Connections `kept_connection` holds between units, with when each was last used.
         self._kept: list[tuple[asyncpg.Connection, float]] = []
+        self._slow_after = slow_sql_ms / 1000
+        self._slow_calls: Counter[str] = Counter()
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, min_size: int = 2, max_size: int = 10, connect_timeout: float = 10.0
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
+        slow_sql_ms: int = SLOW_SQL_MS,
     ) -> Database:
         try:
             pool = await bridge.call(
@@ -73,7 +103,7 @@ class Database:
             )
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-        return cls(pool)
+        return cls(pool, slow_sql_ms=slow_sql_ms)
 
     async def transaction(self, fn: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(conn, *args, **kwargs)` inside one transaction; commit when it returns."""
@@ -82,7 +112,7 @@ class Database:
             async with self._pool.acquire() as conn, conn.transaction():
                 return await fn(conn, *args, **kwargs)
 
-        return await self._cross(unit)
+        return await self._cross(fn, unit)
 
     async def connection(self, fn: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(conn, ...)` on a pooled connection with no transaction around it (for work
@@ -92,7 +122,7 @@ class Database:
             async with self._pool.acquire() as conn:
                 return await fn(conn, *args, **kwargs)
 
-        return await self._cross(unit)
+        return await self._cross(fn, unit)
 
     async def kept_connection(self, fn: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`connection` for a hot caller that runs a unit every few milliseconds (the progress
@@ -115,7 +145,7 @@ class Database:
                 await self._pool.release(conn)
             return result
 
-        return await self._cross(unit)
+        return await self._cross(fn, unit)
 
     async def _take_kept(self) -> asyncpg.Connection:
         while self._kept:
@@ -137,19 +167,41 @@ class Database:
             await self._pool.release(self._kept.pop()[0])
         await self._pool.close()
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> DatabaseStatistics:
         return {
             "size": self._pool.get_size(),
             "idle": self._pool.get_idle_size(),
-            "kept": len(self._kept),  # out of the pool between a hot caller's units
+            "kept": len(self._kept),
             "max_size": self._pool.get_max_size(),
+            "slow_calls": dict(self._slow_calls),
         }
 
-    async def _cross(self, unit: Callable[[], Awaitable[T]]) -> T:
+    async def _cross(self, fn: Callable[..., object], unit: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
         try:
             return await bridge.call(unit)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+        finally:
+            # A unit that failed or was cancelled after a long wait was slow all the same.
+            elapsed = time.perf_counter() - started
+            if elapsed > self._slow_after:
+                self._report_slow(fn, elapsed)
+
+    def _report_slow(self, fn: Callable[..., object], elapsed: float) -> None:
+        name = function_name(fn)
+        self._slow_calls[name] += 1
+        log.warning("slow_sql", function=name, duration_ms=round(elapsed * 1000, 1))
+
+
+def function_name(fn: Callable[..., object]) -> str:
+    """`module.qualname` of a store function, seen through `functools.partial`: a name that
+    says which code ran, and never the values it ran with."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    module = getattr(fn, "__module__", None) or "?"
+    qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{module}.{qualname}"
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
