@@ -12,15 +12,17 @@ at 48 kHz, encoded once and shared by every rendition.
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Final
 
 from media.ladder import Rung
 
-VIDEO_CODEC = "libx264"
+# Final: the literal type picks PyAV's add_stream overload (a VideoStream, an AudioStream).
+VIDEO_CODEC: Final = "libx264"
 PRESET = "veryfast"
 CRF = 23
 SEGMENT_SECONDS = 2
 FIRST_SEGMENT_SECONDS = 1
-AUDIO_CODEC = "aac"
+AUDIO_CODEC: Final = "aac"
 AUDIO_RATE = 48_000
 AUDIO_BITRATES = {1: 96_000, 2: 128_000}  # by channel count: mono stays mono, more become stereo
 # RFC 6381 name of AAC-LC, the profile FFmpeg's encoder writes.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import av
 from av.video.frame import VideoFrame
 from av.video.reformatter import ColorRange
@@ -20,7 +22,7 @@ def encode_jpeg(frame: VideoFrame, quality: int) -> bytes:
     # JPEG's convention: 4:2:0 at full range (0-255), not video's 16-235.
     encoder.pix_fmt = "yuv420p"
     encoder.color_range = ColorRange.JPEG
-    encoder.time_base = 1
+    encoder.time_base = Fraction(1)
     encoder.qmin = encoder.qmax = quality
     picture = frame.reformat(format="yuv420p", dst_color_range=ColorRange.JPEG)
     picture.pts = 0

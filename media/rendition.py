@@ -19,6 +19,7 @@ from pathlib import Path
 
 import av
 from av.packet import Packet
+from av.stream import Stream
 from av.video.frame import PictureType, VideoFrame
 from av.video.reformatter import Interpolation, VideoReformatter
 
@@ -70,7 +71,7 @@ class RenditionWriter:
         # only the largest rendition needs more than its own lane's thread to keep pace.
         self._video.thread_type = "AUTO"
         self._video.codec_context.thread_count = threads
-        streams = [self._video]
+        streams: list[Stream] = [self._video]
         self._audio = None
         if audio:
             self._audio = self._mp4.add_stream_from_template(audio.stream, opaque=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import av
 from av.audio.frame import AudioFrame
+from av.stream import Stream
 from av.video.frame import PictureType, VideoFrame
 
 from media import hls, preview, storyboard, thumbnail
@@ -194,7 +195,7 @@ class _Job:
         with av.open(str(self._source)) as container:
             video = video_stream(container)
             video.thread_type = "AUTO"
-            streams = [video]
+            streams: list[Stream] = [video]
             if audio is not None:
                 streams.append(container.streams.audio[0])
             for packet in container.demux(streams):
