@@ -26,6 +26,7 @@ from lms.domain.retention import Plays
 from lms.store import activity
 from lms.store.jobs import list_jobs
 from lms.store.progress import contents_progress, enrolled_courses
+from lms.store.rows import fetch_one
 from proto.api import ContentKind
 from proto.jobs import JobState, JobView
 from proto.progress import ContentProgress
@@ -225,12 +226,13 @@ async def platform_facts(
     """The admin dashboard's facts (run it in a transaction); `failures` and `top` bound the
     failed jobs and the courses returned."""
     roles = await conn.fetch("SELECT role, count(*) AS n FROM users GROUP BY role")
-    totals = await conn.fetchrow(
+    totals = await fetch_one(
+        conn,
         """
         SELECT (SELECT count(*) FROM enrollments) AS enrolments,
                (SELECT count(*) FROM progress WHERE completed_at IS NOT NULL) AS completions,
                (SELECT coalesce(sum(watched_seconds), 0) FROM activity_hourly) AS watched
-        """
+        """,
     )
     active = await activity.active_users(conn, since)
     states = await conn.fetch("SELECT state, count(*) AS n FROM jobs GROUP BY state")

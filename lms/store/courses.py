@@ -16,7 +16,7 @@ import msgspec
 from lms.domain.access import Principal, may_manage_course, may_read_contents
 from lms.errors import Forbidden, Invalid, NotFound
 from lms.store import digests
-from lms.store.rows import insert_row, to_struct, update_row
+from lms.store.rows import fetch_one, insert_row, to_struct, update_row
 from proto.api import Content, ContentKind, Course, Enrollment, Module
 
 T = TypeVar("T", bound=msgspec.Struct)
@@ -107,8 +107,8 @@ async def enroll(conn: asyncpg.Connection, course_id: int, user_id: int) -> tupl
     )
     if row is not None:
         return to_struct(row, Enrollment), True
-    row = await conn.fetchrow(
-        "SELECT * FROM enrollments WHERE course_id = $1 AND user_id = $2", course_id, user_id
+    row = await fetch_one(
+        conn, "SELECT * FROM enrollments WHERE course_id = $1 AND user_id = $2", course_id, user_id
     )
     return to_struct(row, Enrollment), False
 

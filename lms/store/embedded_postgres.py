@@ -257,7 +257,7 @@ class EmbeddedPostgres:
         crashes = CrashHistory(self._config.restart)
         while True:
             try:
-                exit_code = await self._serve_once(cluster, info, task_status)
+                exit_code: int | None = await self._serve_once(cluster, info, task_status)
             except PostgresStartError as exc:
                 if self._state is PostgresState.STARTING:
                     raise

@@ -25,6 +25,7 @@ import asyncpg
 import msgspec
 
 from lms.domain.outbox import check_move, check_retry
+from lms.store.rows import fetch_one
 from proto.mail import (
     SECURITY_KINDS,
     ClaimedMail,
@@ -306,7 +307,8 @@ async def retry_dead(conn: asyncpg.Connection, mail_id: int) -> OutboxView | Non
     if row is None:
         return None
     check_retry(mail_id, OutboxState(row["state"]))
-    updated = await conn.fetchrow(
+    updated = await fetch_one(
+        conn,
         """
         UPDATE outbox SET state = 'pending', attempts = 0, due_at = now(), updated_at = now()
         WHERE id = $1 RETURNING *

@@ -11,6 +11,7 @@ import asyncpg
 import msgspec
 
 from lms.store import users
+from lms.store.rows import fetch_one
 from proto.mail import MailKind
 
 
@@ -42,7 +43,8 @@ async def request(
     flushes a commit record, as one that inserted does (a read-only one would commit without
     waiting on the disk).
     """
-    row = await conn.fetchrow(
+    row = await fetch_one(
+        conn,
         """
         WITH account AS (
             SELECT id, email, name FROM users WHERE lower(email) = lower($1)

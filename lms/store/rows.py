@@ -25,13 +25,22 @@ def changes(patch: msgspec.Struct) -> dict[str, Any]:
     }
 
 
+async def fetch_one(conn: asyncpg.Connection, sql: str, *args: Any) -> asyncpg.Record:
+    """`fetchrow` for a statement that always returns a row (INSERT ... RETURNING, an upsert,
+    an aggregate, a row this transaction holds locked), which asyncpg types as optional."""
+    row = await conn.fetchrow(sql, *args)
+    if row is None:
+        raise LookupError(f"no row from a statement that always returns one: {sql.strip()[:80]}")
+    return row
+
+
 async def insert_row(
     conn: asyncpg.Connection, table: str, values: Mapping[str, Any]
 ) -> asyncpg.Record:
     """INSERT one row into `table` and return it (column names are ours, as in update_row)."""
     placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
     sql = f"INSERT INTO {table} ({', '.join(values)}) VALUES ({placeholders}) RETURNING *"
-    return await conn.fetchrow(sql, *values.values())
+    return await fetch_one(conn, sql, *values.values())
 
 
 async def update_row(

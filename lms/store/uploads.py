@@ -10,6 +10,7 @@ from lms.domain.access import Principal, may_manage_course
 from lms.domain.uploads import check_move
 from lms.errors import Forbidden, Invalid, NotFound, TooManyRequests
 from lms.store.jobs import enqueue
+from lms.store.rows import fetch_one
 from proto.api import ContentKind
 from proto.jobs import JobView
 from proto.uploads import Upload, UploadState
@@ -51,7 +52,8 @@ async def insert_upload(
     ttl_seconds: float,
     complete: bool = False,
 ) -> Upload:
-    row = await conn.fetchrow(
+    row = await fetch_one(
+        conn,
         f"""
         WITH new AS (
             INSERT INTO uploads (id, owner_id, content_id, filename, upload_length,
@@ -106,7 +108,8 @@ async def move(conn: asyncpg.Connection, upload_id: str, new: UploadState) -> Up
     if current is None:
         return None
     check_move(UploadState(current["state"]), new)
-    row = await conn.fetchrow(
+    row = await fetch_one(
+        conn,
         f"""
         WITH moved AS (
             UPDATE uploads SET state = $2, updated_at = now(),

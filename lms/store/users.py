@@ -15,7 +15,7 @@ import asyncpg
 
 from lms.domain.access import Standing
 from lms.store import outbox
-from lms.store.rows import to_struct, update_row
+from lms.store.rows import fetch_one, to_struct, update_row
 from proto.api import Role, User
 from proto.mail import MailKind, OutboxMessage
 
@@ -119,7 +119,8 @@ async def update_user(conn: asyncpg.Connection, user_id: int, values: dict) -> U
 async def upsert_admin(conn: asyncpg.Connection, email: str, password_hash: str) -> User:
     """Create the admin account, or promote and re-password an existing one (which ends the
     sessions it had: whoever knew the old password is logged out)."""
-    row = await conn.fetchrow(
+    row = await fetch_one(
+        conn,
         """
         INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, 'admin')
         ON CONFLICT ((lower(email))) DO UPDATE

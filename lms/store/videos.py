@@ -53,15 +53,15 @@ async def video_record(
         if content is None:
             return None
         job = await newest_job(conn, content_id)
-    running = job is not None and job["state"] == JobState.RUNNING
+    running = job if job is not None and job["state"] == JobState.RUNNING else None
     return VideoRecord(
         owner_id=content["owner_id"],
         course_id=content["course_id"],
         kind=content["kind"],
         enrolled=content["enrolled"],
         job=None if job is None else job_view(job),
-        job_renditions=renditions_of(job) if running else [],
-        job_workdir=job["workdir"] if running else None,
+        job_renditions=[] if running is None else renditions_of(running),
+        job_workdir=None if running is None else running["workdir"],
         published=content["path"],
         manifest=None if content["manifest"] is None else _manifest.decode(content["manifest"]),
         position=content["position"],
