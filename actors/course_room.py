@@ -137,9 +137,10 @@ class CourseRoom:
                     if self._learners or self._instructors:
                         message = await self._inbox.receive()
                     else:
-                        message = await self._inbox.receive_or_idle()
-                        if message is RETIRED:
+                        received = await self._inbox.receive_or_idle()
+                        if received is RETIRED:
                             return
+                        message = received
                     now = trio.current_time()
                     self._handle(message, now)
                     self._handle_queued(now)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
 import msgspec
 
@@ -273,7 +274,7 @@ class RoomState:
                 return self.flush()
             case Joined(node=node) | Moved(node=node) if node != self._node:
                 self._remote_node(node, now).members[message.member.conn] = message.member
-                event = "join" if isinstance(message, Joined) else "watch"
+                event: Literal["join", "watch"] = "join" if isinstance(message, Joined) else "watch"
                 self._queue(Presence(self.course_id, event, message.member), now)
             case Left(node=node) if node != self._node:
                 if self._remote_node(node, now).members.pop(message.member.conn, None) is not None:
@@ -318,12 +319,12 @@ class RoomState:
             return None
         everyone: list[str] = []
         learners: list[str] = []
-        for frame, to_learners in self._pending.values():
+        for frame, for_learners in self._pending.values():
             self._seq += 1
             text = encode(msgspec.structs.replace(frame, epoch=self._epoch, seq=self._seq))
             self._history.add(self._seq, text)
             everyone.append(text)
-            if to_learners:
+            if for_learners:
                 self._learner_history.add(self._seq, text)
                 learners.append(text)
         self._pending.clear()

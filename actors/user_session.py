@@ -105,9 +105,10 @@ class UserSession:
                 if self._connections:
                     message = await self._inbox.receive()
                 else:
-                    message = await self._inbox.receive_or_idle()
-                    if message is RETIRED:
+                    received = await self._inbox.receive_or_idle()
+                    if received is RETIRED:
                         return
+                    message = received
                 self._handle(message)
 
     def statistics(self) -> SessionStatistics:

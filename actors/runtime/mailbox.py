@@ -175,8 +175,8 @@ class _Queue(Generic[M]):
             self._receiver = None
             return trio.lowlevel.Abort.SUCCEEDED
 
-        envelope: _Envelope[M] = await trio.lowlevel.wait_task_rescheduled(abort)
-        return envelope
+        delivered: _Envelope[M] = await trio.lowlevel.wait_task_rescheduled(abort)
+        return delivered
 
     async def wait_depth(self, depth: int) -> None:
         """Return once `depth` envelopes are queued, or the mailbox closes.
