@@ -90,6 +90,7 @@ class PasswordResets:
             password_resets.redeem, hashed, body.email, password_hash
         )
         _refuse_unless_valid(state)
+        assert user_id is not None  # a valid redemption names the account it reset
         await self._cache.invalidate(tags.account(user_id))
         log.info("password_reset", user_id=user_id)
 

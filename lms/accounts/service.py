@@ -136,7 +136,7 @@ class Accounts:
             [tags.account(user_id)],
             ACCOUNT_TTL,
             read,
-            Standing | None,  # type: ignore[arg-type]
+            Standing | None,
         )
 
     async def _standing_of(self, user_id: int) -> Standing:
@@ -154,7 +154,7 @@ class Accounts:
             [tags.account(who.user_id)],
             ACCOUNT_TTL,
             read,
-            User | None,  # type: ignore[arg-type]
+            User | None,
         )
         if user is None:
             raise Unauthenticated("this account no longer exists")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +97,7 @@ class TokenIssuer:
         except (KeyError, ValueError):
             raise Unauthenticated("the refresh token is malformed") from None
 
-    def _sign(self, claims: dict[str, str | int], issued: int, expires: int) -> str:
+    def _sign(self, claims: Mapping[str, str | int], issued: int, expires: int) -> str:
         payload = {**claims, "iss": ISSUER, "iat": issued, "exp": expires}
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
 

@@ -173,7 +173,7 @@ class Analytics:
             [tags.user(user_id)],
             LEARNER_TTL,
             compute,
-            LearnerContext | None,  # type: ignore[arg-type]
+            LearnerContext | None,
         )
         if context is None:
             raise NotFound("this account no longer exists")

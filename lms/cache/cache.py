@@ -143,12 +143,13 @@ class Cache:
         tags: Iterable[str],
         ttl: float,
         compute: Callable[[], Awaitable[T]],
-        type_: type[T],
+        type_: object,
     ) -> T:
         """The value under `key`, from a tier or else `await compute()` (once for all
         concurrent callers on this node), kept at most `ttl` seconds and dropped whenever one
         of `tags` is invalidated. `compute`'s value must encode as JSON (msgspec) and decode
-        as `type_`; what is returned is always that decoding."""
+        as `type_` (any type msgspec decodes, a union such as `User | None` too, which is why
+        it is not a `type[T]`); what is returned is always that decoding."""
         encoded = await self.get_or_compute_encoded(key, tags, ttl, compute)
         return self._decoder(type_).decode(encoded)
 

@@ -5,6 +5,7 @@ Admins see and act on every job; an instructor on the jobs of their own courses;
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 
 from actors.runtime import ActorError, Address
@@ -90,7 +91,8 @@ class Jobs:
         await self.announce([changed])
         return changed
 
-    async def workers(self, who: Principal) -> list[WorkerView]:
+    # In this class body `list` names the method above, hence builtins.list.
+    async def workers(self, who: Principal) -> builtins.list[WorkerView]:
         if not who.is_admin:
             raise Forbidden("only admins see the transcode workers")
         # A slot that missed a few renewals in a row is presumed dead.
