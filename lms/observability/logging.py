@@ -3,7 +3,11 @@
 Context (request id, actor name) is bound with contextvars; log events are short snake_case
 names with fields. Records from libraries that use the standard library's logging (asyncpg,
 hypercorn) go through the same renderer, so a JSON log stays one JSON object per line.
-Secrets never become fields: tokens and passwords are not passed to loggers.
+Secrets never become fields: tokens and passwords are not passed to loggers. As a last line of
+defence against a slip, a field named like a credential (`password`, `token`, `authorization`,
+...) is logged as "[redacted]" whatever it holds: one set intersection per line, ~0.5 us next to
+the ~23 us of rendering it. It sees field names only; a secret inside a message or a nested
+value is the caller's to keep out (tests/e2e/test_log_secrets.py searches a whole node's log).
 
 Loggers: a module holds one, ``log = structlog.get_logger()`` at module level, and an object that
 logs with context binds its own from it (``.bind(actor=...)``) when it is made. structlog does
@@ -20,6 +24,22 @@ import sys
 
 import structlog
 
+# Field names that only ever hold credentials. "key" is not one: cache keys are logged.
+SECRET_FIELDS = frozenset(
+    {
+        "password",
+        "new_password",
+        "token",
+        "access_token",
+        "refresh_token",
+        "authorization",
+        "cookie",
+        "secret",
+        "secret_key",
+    }
+)
+REDACTED = "[redacted]"
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -31,6 +51,7 @@ _LEVELS = {
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        redact_secret_fields,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -60,3 +81,12 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])
+
+
+def redact_secret_fields(
+    logger: object, method_name: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Replace the value of every field named in SECRET_FIELDS (see the module's docstring)."""
+    for name in SECRET_FIELDS.intersection(event_dict):
+        event_dict[name] = REDACTED
+    return event_dict

@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from lms.accounts import service
-from lms.observability.logging import configure_logging
+from lms.observability.logging import REDACTED, configure_logging
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +40,30 @@ def test_a_module_logger_already_used_follows_a_later_configuration(
     service.log.info("second_event", n=2)
     assert json.loads(elsewhere.getvalue()) == {"event": "second_event", "n": 2}
     assert capsys.readouterr().err == ""
+
+
+def test_a_field_named_like_a_credential_is_logged_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("info", "json")
+    structlog.contextvars.bind_contextvars(authorization="Bearer bound-token-Xq81")
+    try:
+        service.log.info("slip", password="hunter2-Pw93", refresh_token="rt-Lm27", user_id=7)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    [line] = capsys.readouterr().err.splitlines()
+    assert not [value for value in ("hunter2-Pw93", "rt-Lm27", "bound-token-Xq81") if value in line]
+    logged = json.loads(line)
+    assert logged["password"] == logged["refresh_token"] == logged["authorization"] == REDACTED
+    assert logged["user_id"] == 7
+
+
+def test_a_library_record_is_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info", "json")
+    structlog.contextvars.bind_contextvars(token="bound-token-Vc55")
+    try:
+        logging.getLogger("somelibrary").warning("connected")
+    finally:
+        structlog.contextvars.clear_contextvars()
+    logged = json.loads(capsys.readouterr().err)
+    assert (logged["event"], logged["token"]) == ("connected", REDACTED)
