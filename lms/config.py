@@ -60,6 +60,10 @@ class Settings:
     max_body_bytes: int = 1 << 20
     log_level: str = "info"
     log_format: str = "console"
+    # One access line per HTTP request and per WebSocket's open and close.
+    access_log: bool = True
+    # Per-request and per-WebSocket figures for /metrics (off: the edge counts nothing).
+    metrics_enabled: bool = True
     seed_demo: bool = False
     embedded_pg_port: int = 0
     node_id: str = field(default_factory=_default_node_id)
@@ -168,6 +172,8 @@ class Settings:
                 "LMS_LOG_LEVEL", cls.log_level, _choice("debug", "info", "warning", "error")
             ),
             log_format=reader.parse("LMS_LOG_FORMAT", cls.log_format, _choice("json", "console")),
+            access_log=reader.parse("LMS_ACCESS_LOG", cls.access_log, _bool),
+            metrics_enabled=reader.parse("LMS_METRICS", cls.metrics_enabled, _bool),
             seed_demo=reader.parse("LMS_SEED_DEMO", database_url is None, _bool),
             embedded_pg_port=reader.parse("LMS_EMBEDDED_PG_PORT", 0, _int_between(0, 65535)),
             node_id=reader.get("LMS_NODE_ID", "") or _default_node_id(),

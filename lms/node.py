@@ -55,6 +55,7 @@ from lms.mail.mailer import mail_destination, mail_transport, start_node_mailer
 from lms.mail.notifications import Notifications
 from lms.mail.schedule import PostgresSchedule
 from lms.observability.metrics import NodeMetrics
+from lms.observability.requests import RequestObserver
 from lms.progress.service import ProgressService, group_committed
 from lms.store import bridge
 from lms.store import progress as progress_store
@@ -200,12 +201,20 @@ async def serve(
                 given_up = actors.given_up
                 services = _services(settings, store, actors)
                 # Signed media requests never reach Quart (lms/http/media_app.py); a body
-                # nobody reads never stalls its connection (lms/http/unread_body.py).
-                app = UnreadBodyGuard(
-                    media_app.wrap(
-                        create_app(services, max_body_bytes=settings.max_body_bytes), settings
-                    )
+                # nobody reads never stalls its connection (lms/http/unread_body.py); every
+                # request, media too, is logged and counted (lms/observability/requests.py).
+                app = RequestObserver(
+                    UnreadBodyGuard(
+                        media_app.wrap(
+                            create_app(services, max_body_bytes=settings.max_body_bytes),
+                            settings,
+                        )
+                    ),
+                    access_log=settings.access_log,
+                    metrics=settings.metrics_enabled,
                 )
+                if settings.metrics_enabled:
+                    services.metrics.add(app.metrics)
                 demo = await seed_demo(store.db, services.uploads) if settings.seed_demo else None
                 async with trio.open_nursery() as http:
                     binds = await http.start(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
+from typing import cast
 
 import structlog
-from quart import Response, request
+from quart import Response, request, websocket
 from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 
@@ -29,8 +29,10 @@ from lms.http import (
     watch_page,
     ws,
 )
+from lms.http.asgi import Scope
 from lms.http.errors import install_error_handlers
 from lms.http.wire import IdConverter, Services
+from lms.observability.requests import request_id, track_routes
 
 
 def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
@@ -63,13 +65,23 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
     # Upload routes stream bodies past MAX_CONTENT_LENGTH: each request gets its route's limit.
     app.asgi_http_class = uploads.BodyLimits  # type: ignore[assignment]
 
+    # The access line and metrics need each request's URL rule (lms/observability/requests.py).
+    track_routes(app)
+
     @app.before_request
     async def bind_request_context() -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            request_id=request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16],
+            request_id=request_id(cast(Scope, request.scope)),
             method=request.method,
             path=request.path,
+        )
+
+    @app.before_websocket
+    async def bind_websocket_context() -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id(cast(Scope, websocket.scope)), path=websocket.path
         )
 
     @app.after_request

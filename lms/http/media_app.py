@@ -30,6 +30,7 @@ from lms.domain.media_types import content_type
 from lms.domain.media_urls import PREFIX, MediaFile, Refused, key_map, verify
 from lms.http.asgi import ASGIApp, Receive, Scope, Send
 from lms.http.file_body import FileChanged, asgi_send_plan
+from lms.observability.requests import MEDIA_ROUTE, ROUTE
 from proto.api import ErrorBody, ErrorDetail
 
 log = structlog.get_logger()
@@ -96,6 +97,7 @@ class MediaApp:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await self._inner(scope, receive, send)
             return
+        scope[ROUTE] = MEDIA_ROUTE  # never the path: it carries the signature
         await _discard_body(scope, receive)
         if scope["method"] not in ("GET", "HEAD"):
             await _NOT_ALLOWED.send(send)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 from quart import Response, current_app, request
@@ -26,6 +26,7 @@ from lms.catalog.service import Catalog
 from lms.domain.access import Principal
 from lms.errors import Invalid, LmsError, Unauthenticated
 from lms.health import NodeHealth
+from lms.http.asgi import Scope
 from lms.http.rate_limits import RateLimits
 from lms.jobs.service import Jobs
 from lms.jobs.videos import Videos
@@ -33,6 +34,7 @@ from lms.live.service import LiveService
 from lms.mail.admin import OutboxAdmin
 from lms.mail.notifications import Notifications
 from lms.observability.metrics import NodeMetrics
+from lms.observability.requests import USER_ID
 from lms.progress.service import ProgressService
 from lms.uploads.service import Uploads
 from proto.api import MAX_ID, ErrorBody
@@ -153,7 +155,10 @@ async def caller() -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an access token as 'Authorization: Bearer <token>'")
-    return await services().accounts.authenticate(token.strip())
+    who = await services().accounts.authenticate(token.strip())
+    # For the access line (lms/observability/requests.py).
+    cast(Scope, request.scope)[USER_ID] = who.user_id
+    return who
 
 
 class IdConverter(IntegerConverter):
