@@ -20,8 +20,10 @@ from pathlib import Path
 
 import trio
 from quart import Response
+from werkzeug.datastructures import Headers
 
 from lms.domain.file_response import FileFacts, FilePlan, FileSlice
+from lms.http import asgi
 
 CHUNK = 256 * 1024
 
@@ -84,9 +86,11 @@ class FileBody:
             got = await trio.to_thread.run_sync(os.preadv, fd, [view], part.offset)
         if got == 0:
             raise FileChanged(f"{self._path} ended at {part.offset} while being sent")
-        self._parts[0] = FileSlice(part.offset + got, part.length - got)
-        if self._parts[0].length == 0:
+        rest = FileSlice(part.offset + got, part.length - got)
+        if rest.length == 0:
             self._parts.popleft()
+        else:
+            self._parts[0] = rest
         return bytes(view[:got])
 
     def _open(self) -> int:
@@ -135,7 +139,7 @@ async def send_plan(path: Path, plan: FilePlan, send: Send) -> None:
         body.close()
 
 
-def asgi_sender(send: Callable[[dict[str, object]], Awaitable[None]]) -> Send:
+def asgi_sender(send: asgi.Send) -> Send:
     """A `Send` writing ASGI `http.response.body` messages through an ASGI `send`."""
 
     async def send_body(chunk: bytes, more: bool) -> None:
@@ -146,7 +150,7 @@ def asgi_sender(send: Callable[[dict[str, object]], Awaitable[None]]) -> Send:
 
 def quart_response(path: Path, plan: FilePlan) -> Response:
     """A Quart response sending the plan; Quart closes the body when it stops iterating."""
-    response = Response(FileBody(path, plan), status=plan.status, headers=list(plan.headers))
+    response = Response(FileBody(path, plan), status=plan.status, headers=Headers(plan.headers))
     # A slow player on a long video takes as long as it takes.
     response.timeout = None
     return response
@@ -155,8 +159,8 @@ def quart_response(path: Path, plan: FilePlan) -> Response:
 async def asgi_send_plan(
     path: Path,
     plan: FilePlan,
-    receive: Callable[[], Awaitable[dict[str, object]]],
-    send: Callable[[dict[str, object]], Awaitable[None]],
+    receive: asgi.Receive,
+    send: asgi.Send,
 ) -> None:
     """Send the plan's body as ASGI `http.response.body` messages (after the caller's
     `http.response.start`), stopping and closing the file as soon as the client disconnects.

@@ -16,14 +16,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
 from lms.errors import LmsError
+
+if TYPE_CHECKING:
+    # What trio.open_file returns: documented, but exported only from its private module.
+    from trio._file_io import AsyncIOWrapper
 
 
 class UploadBusy(LmsError):
@@ -36,7 +42,7 @@ class Appender:
 
     BATCH = 1 << 20
 
-    def __init__(self, file: trio.AsyncIOWrapper) -> None:  # type: ignore[type-arg]
+    def __init__(self, file: AsyncIOWrapper[io.BufferedRandom]) -> None:
         self._file = file
         self._pending = bytearray()
 
