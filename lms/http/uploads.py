@@ -88,7 +88,7 @@ class BodyLimits(TrioASGIHTTPConnection):
         request.body.set_complete()
 
 
-def _view_for(app: Quart, request: Request) -> Handler | None:
+def _view_for(app: Quart, request: Request) -> Callable[..., object] | None:
     try:
         rule, _ = app.create_url_adapter(request).match(return_rule=True)  # type: ignore[union-attr]
     except HTTPException:
