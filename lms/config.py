@@ -74,6 +74,8 @@ class Settings:
     transcode_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # 0: none here
     job_lease_seconds: int = 30
     job_max_attempts: int = 3
+    # `lms worker` serves its /metrics on this port of `host`; 0: not at all.
+    metrics_port: int = 0
     # Signed media URLs (lms/domain/media_urls.py). The first key signs, all verify; empty means
     # one key derived from `secret_key` (filled in by `with_secret`).
     media_keys: tuple[MediaKey, ...] = field(default=(), repr=False)
@@ -193,6 +195,7 @@ class Settings:
             job_max_attempts=reader.parse(
                 "LMS_JOB_MAX_ATTEMPTS", cls.job_max_attempts, _int_between(1, 100)
             ),
+            metrics_port=reader.parse("LMS_METRICS_PORT", cls.metrics_port, _int_between(0, 65535)),
             media_keys=reader.parse("LMS_MEDIA_KEYS", (), parse_keys),
             media_url_ttl=reader.parse(
                 "LMS_MEDIA_URL_TTL", cls.media_url_ttl, _int_between(60, 7 * 86_400)

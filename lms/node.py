@@ -28,6 +28,7 @@ from actors.mailer import MailerHandle
 from actors.progress_writer import ProgressWrites, start_progress_writer
 from actors.runtime import Address, GiveUpHandler, Supervisor, SupervisorGaveUp
 from actors.scheduler import Scheduler
+from actors.transcoder import TranscodeFigures
 from lms.accounts.password_reset import PasswordResets
 from lms.accounts.service import Accounts
 from lms.accounts.tokens import TokenIssuer
@@ -46,6 +47,7 @@ from lms.http.app import create_app
 from lms.http.rate_limits import RateLimits
 from lms.http.unread_body import UnreadBodyGuard
 from lms.http.wire import Services
+from lms.http.worker_metrics import serve_metrics
 from lms.jobs.pool import start_transcoder_pool
 from lms.jobs.service import Jobs
 from lms.jobs.videos import Videos
@@ -54,6 +56,7 @@ from lms.mail.admin import OutboxAdmin
 from lms.mail.mailer import mail_destination, mail_transport, start_node_mailer
 from lms.mail.notifications import Notifications
 from lms.mail.schedule import PostgresSchedule
+from lms.observability.collectors import watch_node, watch_worker
 from lms.observability.metrics import NodeMetrics
 from lms.observability.requests import RequestObserver
 from lms.progress.service import ProgressService, group_committed
@@ -239,7 +242,8 @@ async def serve(
 async def work(
     settings: Settings, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """`lms worker`: transcode jobs from the shared queue until SIGINT or SIGTERM; no HTTP.
+    """`lms worker`: transcode jobs from the shared queue until SIGINT or SIGTERM; no HTTP but
+    its `/metrics` on LMS_METRICS_PORT, when set.
 
     Its job events go out on the Bus, so with Redis configured they reach every node's live
     layer. Stopping gives running jobs back to the queue for another worker. An actor given up
@@ -268,9 +272,19 @@ async def work(
             supervisor = Supervisor("worker", on_give_up=_stop_on_give_up(given_up, stop))
             await nursery.start(supervisor.run)
             live, _ = await _start_live(settings, supervisor, nursery)
+            transcode_figures = TranscodeFigures()
             await start_transcoder_pool(
-                supervisor, settings, store.db, live.publish, WorkerKind.WORKER
+                supervisor, settings, store.db, live.publish, WorkerKind.WORKER, transcode_figures
             )
+            if settings.metrics_port:
+                metrics = NodeMetrics(settings.node_id, role="worker")
+                watch_worker(
+                    metrics, supervisor=supervisor, db=store.db, transcode=transcode_figures
+                )
+                binds = await nursery.start(
+                    serve_metrics, metrics, settings.host, settings.metrics_port, stop.wait
+                )
+                print(f"LMS worker {settings.node_id} metrics at {binds[0]}/metrics", flush=True)
             slots = settings.transcode_workers
             print(f"LMS worker {settings.node_id} transcoding in {slots} slots", flush=True)
             task_status.started()
@@ -316,6 +330,8 @@ class Actors:
     live: LiveRouter
     # Takes transcode jobs from the queue; None with LMS_TRANSCODE_WORKERS=0.
     transcoder: Address[PoolMessage] | None
+    # What the pool's attempts did (/metrics), kept across its restarts.
+    transcode_figures: TranscodeFigures
     # The node's two-tier cache (memory, then Redis when configured), tags invalidated on
     # every node through the Bus.
     cache: Cache
@@ -348,8 +364,14 @@ async def open_actors(settings: Settings, store: Store, drain: trio.Event) -> As
             live.publish,
             before_answer=invalidations.settle,
         )
+        transcode_figures = TranscodeFigures()
         transcoder = await start_transcoder_pool(
-            supervisor, settings, store.db, invalidations.publish, WorkerKind.NODE
+            supervisor,
+            settings,
+            store.db,
+            invalidations.publish,
+            WorkerKind.NODE,
+            transcode_figures,
         )
         # Reminders and streak achievements. Not a core actor: given up on, it is logged and
         # the node serves on (every node runs one, and its mail only waits).
@@ -375,6 +397,7 @@ async def open_actors(settings: Settings, store: Store, drain: trio.Event) -> As
             progress=progress,
             live=live,
             transcoder=transcoder,
+            transcode_figures=transcode_figures,
             cache=cache,
             mailer=mailer,
         )
@@ -434,6 +457,21 @@ async def _warm_up(analytics: Analytics, drain: trio.Event) -> None:
         nursery.cancel_scope.cancel()
 
 
+def _node_metrics(settings: Settings, store: Store, actors: Actors) -> NodeMetrics:
+    metrics = NodeMetrics(settings.node_id)
+    watch_node(
+        metrics,
+        supervisor=actors.supervisor,
+        live=actors.live,
+        progress=actors.progress,
+        cache=actors.cache,
+        mailer=actors.mailer,
+        db=store.db,
+        transcode=actors.transcode_figures,
+    )
+    return metrics
+
+
 def _services(settings: Settings, store: Store, actors: Actors) -> Services:
     issuer = TokenIssuer(
         settings.secret_key,
@@ -460,7 +498,7 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
         ),
         password_resets=PasswordResets(store.db, actors.cache),
         limits=RateLimits.in_memory(settings),
-        metrics=NodeMetrics(settings.node_id),
+        metrics=_node_metrics(settings, store, actors),
     )
 
 
