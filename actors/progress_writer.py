@@ -51,6 +51,7 @@ The writer imports no storage: `commit` is passed in (the node passes
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -59,6 +60,7 @@ import structlog
 import trio
 
 from actors.runtime import ActorError, Address, Inbox, MailboxStatistics, Reply, Supervisor
+from lms.domain.histogram import Histogram, HistogramSnapshot
 from lms.domain.progress import Refused, Written, changes
 from proto.events import Event, EventSink
 from proto.progress import ProgressWrite
@@ -82,6 +84,8 @@ ENOUGH = 64
 IN_FLIGHT = 2
 # Room for a few batches while one commits; beyond that, senders wait (back-pressure).
 CAPACITY = 1024
+# Buckets of the batch size histogram: powers of two up to MAX_BATCH.
+BATCH_SIZE_BOUNDS = tuple(2**n for n in range(9))
 # The longest the writer waits on the event sink per batch before dropping the rest.
 PUBLISH_BUDGET = 1.0
 # The longest answers wait on the `before_answer` hook (a cache invalidation is a Redis round
@@ -122,6 +126,8 @@ class ProgressWriterStatistics:
           because the sink failed or was too slow.
       hooks_late: batches answered without their `before_answer` hook having finished (it
           raised, or outlasted its budget).
+      batch_size: updates per committed batch, as a distribution.
+      commit_seconds: how long each committed batch's `commit` took (wall clock).
       mailbox: the mailbox, whose depth is the backlog.
     """
 
@@ -133,6 +139,8 @@ class ProgressWriterStatistics:
     events_published: int
     events_dropped: int
     hooks_late: int
+    batch_size: HistogramSnapshot
+    commit_seconds: HistogramSnapshot
     mailbox: MailboxStatistics
 
 
@@ -147,6 +155,9 @@ class _Tally:
     events_published: int = 0
     events_dropped: int = 0
     hooks_late: int = 0
+    # Updated once per committed batch, never per update.
+    batch_size: Histogram = field(default_factory=lambda: Histogram(BATCH_SIZE_BOUNDS))
+    commit_seconds: Histogram = field(default_factory=Histogram)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +267,7 @@ class ProgressWriter:
 
     async def _write(self, batch: list[Record]) -> None:
         writes = [record.write for record in batch]
+        started = time.perf_counter()
         try:
             outcomes = await self._commit(writes)
         except Exception as exc:
@@ -265,9 +277,11 @@ class ProgressWriter:
                 record.reply.fail(BatchFailed(self._inbox.name, exc))
             return
         tally = self._tally
+        tally.commit_seconds.observe(time.perf_counter() - started)
         tally.batches += 1
         tally.updates += len(batch)
         tally.largest_batch = max(tally.largest_batch, len(batch))
+        tally.batch_size.observe(len(batch))
         events = changes(writes, outcomes)
         if events and self._before_answer is not None:
             await self._settle(self._before_answer, events)
@@ -335,6 +349,8 @@ class ProgressWrites:
             events_published=tally.events_published,
             events_dropped=tally.events_dropped,
             hooks_late=tally.hooks_late,
+            batch_size=tally.batch_size.snapshot(),
+            commit_seconds=tally.commit_seconds.snapshot(),
             mailbox=self._address.statistics(),
         )
 

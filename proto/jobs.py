@@ -67,6 +67,9 @@ class ClaimedJob(msgspec.Struct, frozen=True, gc=False):
     uploader_id: int
     source: str  # the uploaded file, relative to the media volume
     stale_workdir: str | None  # a previous attempt's output, relative, to remove
+    # Seconds since the job was queued (its upload finished), by the database's clock at the
+    # claim: the start of the wait for a playable video, free of any skew between machines.
+    queued_seconds: float
 
 
 class WorkerSlot(msgspec.Struct, frozen=True, gc=False):

@@ -29,6 +29,7 @@ import structlog
 import trio
 
 from actors.transcoder.events import job_event, send_event
+from actors.transcoder.figures import TranscodeFigures
 from actors.transcoder.media_volume import MediaVolume
 from actors.transcoder.queue import JobQueue, QueueUnavailable
 from actors.transcoder.worker_process import Crashed, Outcome, run_worker
@@ -54,6 +55,7 @@ class AttemptContext:
     lease_seconds: float
     grace: float  # seconds between SIGTERM and SIGKILL
     requeued: Callable[[], None]  # tells the pool a job went back to the queue
+    figures: TranscodeFigures
 
 
 class Attempt:
@@ -62,6 +64,7 @@ class Attempt:
         self._ctx = context
         self._lease = job.lease
         self._workdir = context.volume.workdir(job.lease.lease_id)
+        self._claimed_at = trio.current_time()
         self._scope = trio.CancelScope()
         self._stopped: LeaseStatus | None = None
         self._settled = False
@@ -150,6 +153,9 @@ class Attempt:
             if status is not LeaseStatus.HELD:
                 self.stop(status)
                 return
+            if not self._renditions:  # the video plays from now on
+                waited = self.job.queued_seconds + trio.current_time() - self._claimed_at
+                self._ctx.figures.playable(waited)
             self._renditions.append(frame.rendition.label)
             await self._event(self._status())
 
@@ -166,6 +172,7 @@ class Attempt:
             await self._fenced_out(view)
             return
         self._settled = True
+        self._ctx.figures.attempt_failed(final=view.status is not JobStatus.QUEUED)
         await self._ctx.volume.remove(self._workdir)
         self._log.info("job_attempt_failed", reason=outcome.reason, now=view.state.value)
         await send_event(self._ctx.publish, job_event(view))
@@ -186,6 +193,7 @@ class Attempt:
             await self._fenced_out(completion)
             return
         self._settled = True
+        self._ctx.figures.done(trio.current_time() - self._claimed_at, done.manifest.duration)
         if completion.replaced is not None:
             await volume.remove(completion.replaced)
         self._log.info("job_done", published=published)

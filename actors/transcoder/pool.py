@@ -24,6 +24,7 @@ import trio
 from actors.runtime import Inbox
 from actors.transcoder.attempt import CLEANUP_TIMEOUT, Attempt, AttemptContext
 from actors.transcoder.events import job_event, send_event
+from actors.transcoder.figures import TranscodeFigures
 from actors.transcoder.media_volume import MediaVolume
 from actors.transcoder.queue import JobQueue, QueueUnavailable
 from actors.transcoder.worker_process import WORKER_COMMAND
@@ -69,10 +70,17 @@ class TranscoderPool:
     jobs themselves wait in PostgreSQL, where back-pressure is free (a long queue is just rows).
     Senders use `tell_nowait` and drop a hint on `MailboxFull`: a queued `JobsWaiting` covers a
     dropped one, and a dropped `StopJob` is caught by the attempt's next lease renewal.
+
+    `figures` are shared by its incarnations (its starter keeps them, for `/metrics`).
     """
 
     def __init__(
-        self, inbox: Inbox[PoolMessage], queue: JobQueue, config: PoolConfig, publish: EventSink
+        self,
+        inbox: Inbox[PoolMessage],
+        queue: JobQueue,
+        config: PoolConfig,
+        publish: EventSink,
+        figures: TranscodeFigures | None = None,
     ) -> None:
         self._inbox = inbox
         self._queue = queue
@@ -88,6 +96,7 @@ class TranscoderPool:
             lease_seconds=config.lease_seconds,
             grace=config.grace,
             requeued=self._wake,
+            figures=TranscodeFigures() if figures is None else figures,
         )
         self._log = structlog.get_logger().bind(actor="transcoder_pool", node_id=config.node_id)
         # Unique per incarnation, so a restarted pool never mistakes an old row for its own.
@@ -161,6 +170,7 @@ class TranscoderPool:
                 reaped = []
             for view in reaped:
                 self._log.info("job_lease_expired", job_id=view.id, now=view.state.value)
+                self._context.figures.attempt_failed(final=view.status is not JobStatus.QUEUED)
                 await send_event(self._context.publish, job_event(view))
                 if view.status is JobStatus.QUEUED:
                     self._wake()

@@ -20,6 +20,7 @@ from lms.http import (
     health,
     jobs,
     live_page,
+    metrics,
     notifications,
     progress,
     reset_page,
@@ -62,6 +63,7 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
     app.register_blueprint(admin_mail.blueprint)
     app.register_blueprint(notifications.blueprint)
     app.register_blueprint(reset_page.blueprint)
+    app.register_blueprint(metrics.blueprint)
     # Upload routes stream bodies past MAX_CONTENT_LENGTH: each request gets its route's limit.
     app.asgi_http_class = uploads.BodyLimits  # type: ignore[assignment]
 

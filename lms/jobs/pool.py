@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actors.runtime import Address, Supervisor
-from actors.transcoder import MAILBOX_CAPACITY, PoolConfig, TranscoderPool
+from actors.transcoder import MAILBOX_CAPACITY, PoolConfig, TranscodeFigures, TranscoderPool
 from lms.config import Settings
 from lms.jobs.queue import PostgresJobQueue
 from lms.store.database import Database
@@ -17,9 +17,10 @@ async def start_transcoder_pool(
     db: Database,
     publish: EventSink,
     kind: WorkerKind,
+    figures: TranscodeFigures,
 ) -> Address[PoolMessage] | None:
     """The pool's address, or None when `LMS_TRANSCODE_WORKERS=0` (a node that leaves
-    transcoding to `lms worker` processes)."""
+    transcoding to `lms worker` processes). The pool's incarnations count into `figures`."""
     if settings.transcode_workers == 0:
         return None
     queue = PostgresJobQueue(db, node_id=settings.node_id, lease_seconds=settings.job_lease_seconds)
@@ -32,6 +33,6 @@ async def start_transcoder_pool(
     )
     return await supervisor.start(
         "transcoder_pool",
-        lambda inbox: TranscoderPool(inbox, queue, config, publish),
+        lambda inbox: TranscoderPool(inbox, queue, config, publish, figures),
         capacity=MAILBOX_CAPACITY,
     )

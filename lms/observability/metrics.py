@@ -21,6 +21,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 class NodeMetrics:
     def __init__(self, node_id: str, *, role: str = "node") -> None:
+        self.node_id = node_id
         # auto_describe=False: a collector's collect() is only run at scrape time, not when
         # it is registered (describing would run it once more, for nothing).
         self.registry = CollectorRegistry(auto_describe=False)
@@ -36,9 +37,17 @@ class NodeMetrics:
         self._refreshes.append(refresh)
 
     async def exposition(self) -> bytes:
+        await self.refresh()
+        return generate_latest(self.registry)
+
+    async def families(self) -> list[Metric]:
+        """What a scrape would show, as prometheus-client's families (for JSON)."""
+        await self.refresh()
+        return list(self.registry.collect())
+
+    async def refresh(self) -> None:
         for refresh in self._refreshes:
             await refresh()
-        return generate_latest(self.registry)
 
 
 class _Identity(Collector):

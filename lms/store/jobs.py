@@ -192,7 +192,8 @@ async def claim(
             finished_at = NULL, updated_at = now()
         FROM next WHERE j.id = next.id
         RETURNING j.*, next.workdir AS stale_workdir,
-            (SELECT course_id FROM contents c WHERE c.id = j.content_id) AS course_id
+            (SELECT course_id FROM contents c WHERE c.id = j.content_id) AS course_id,
+            extract(epoch FROM now() - j.created_at)::float8 AS queued_seconds
         """,
         lease_id,
         lease_seconds,
@@ -214,6 +215,7 @@ async def claim(
         uploader_id=row["uploader_id"],
         source=row["source"],
         stale_workdir=row["stale_workdir"],
+        queued_seconds=row["queued_seconds"],
     )
 
 
@@ -449,6 +451,15 @@ async def newest_job(conn: asyncpg.Connection, content_id: int) -> asyncpg.Recor
     return await conn.fetchrow(
         f"{_JOB} WHERE j.content_id = $1 ORDER BY j.id DESC LIMIT 1", content_id
     )
+
+
+async def count_by_state(conn: asyncpg.Connection) -> dict[JobState, int]:
+    """How many jobs each state holds, every state present (0 when none): the queue's depth in
+    `/metrics` (one scan of the table, which holds a row per upload)."""
+    rows = await conn.fetch("SELECT state, count(*) AS jobs FROM jobs GROUP BY state")
+    counts = dict.fromkeys(JobState, 0)
+    counts.update({JobState(row["state"]): row["jobs"] for row in rows})
+    return counts
 
 
 async def list_workers(conn: asyncpg.Connection, alive_seconds: float) -> list[WorkerView]:
