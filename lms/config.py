@@ -52,6 +52,9 @@ class Settings:
     redis_url: str | None = None
     data_dir: Path = DEFAULT_DATA_DIR
     media_dir: Path = DEFAULT_DATA_DIR / "media"
+    # Readiness fails below this many free bytes on the media volume (lms/health.py): uploads
+    # and transcodes would start and then fail half-written.
+    media_min_free_bytes: int = 1 << 30
     secret_key: str = field(default="", repr=False)
     db_pool_min: int = 2
     db_pool_max: int = 10
@@ -68,6 +71,10 @@ class Settings:
     embedded_pg_port: int = 0
     node_id: str = field(default_factory=_default_node_id)
     shutdown_grace: float = 10.0
+    # Errors (unhandled request errors, actor crashes) go to this Sentry DSN; None: nowhere,
+    # and sentry-sdk is never imported (lms/observability/sentry.py).
+    sentry_dsn: str | None = field(default=None, repr=False)
+    sentry_environment: str = "production"
     # Uploads and transcoding (lms/uploads, lms/jobs, actors/transcoder).
     max_upload_bytes: int = 5 << 30
     max_concurrent_uploads: int = 5  # unfinished uploads per user
@@ -153,6 +160,9 @@ class Settings:
             redis_url=reader.parse("LMS_REDIS_URL", None, _url("redis", "rediss", "unix")),
             data_dir=data_dir,
             media_dir=Path(reader.get("LMS_MEDIA_DIR", str(data_dir / "media"))),
+            media_min_free_bytes=reader.parse(
+                "LMS_MEDIA_MIN_FREE_BYTES", cls.media_min_free_bytes, _int_between(0, 1 << 50)
+            ),
             secret_key=reader.parse(
                 "LMS_SECRET_KEY",
                 "" if database_url is None else None,
@@ -180,6 +190,8 @@ class Settings:
             embedded_pg_port=reader.parse("LMS_EMBEDDED_PG_PORT", 0, _int_between(0, 65535)),
             node_id=reader.get("LMS_NODE_ID", "") or _default_node_id(),
             shutdown_grace=reader.parse("LMS_SHUTDOWN_GRACE", cls.shutdown_grace, _seconds),
+            sentry_dsn=reader.parse("LMS_SENTRY_DSN", None, _sentry_dsn),
+            sentry_environment=reader.get("LMS_SENTRY_ENVIRONMENT", "") or cls.sentry_environment,
             max_upload_bytes=reader.parse(
                 "LMS_MAX_UPLOAD_BYTES", cls.max_upload_bytes, _int_between(1, 1 << 40)
             ),
@@ -281,7 +293,7 @@ class _Reader:
 
 def _shown(name: str, raw: str) -> str:
     """`raw` as an error may print it: a secret not at all, a URL without its password."""
-    if "SECRET" in name or name.endswith("_KEYS"):
+    if "SECRET" in name or name.endswith(("_KEYS", "_DSN")):
         return "<hidden>"
     return _without_password(raw)
 
@@ -401,6 +413,16 @@ def _mail_from(raw: str) -> str:
     local, at, domain = address.rpartition("@")
     if not (local and at and domain) or any(c in raw for c in "\r\n"):
         raise ValueError('expected an address such as "LMS <noreply@example.org>"')
+    return raw
+
+
+def _sentry_dsn(raw: str) -> str:
+    """A Sentry DSN: http(s)://<public key>@host/<project id>."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.username or not parts.hostname:
+        raise ValueError("expected a Sentry DSN such as https://<key>@sentry.example.org/1")
+    if not parts.path.strip("/").rpartition("/")[2].isdigit():
+        raise ValueError("expected the DSN to end with the project's number, as in .../1")
     return raw
 
 

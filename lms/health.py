@@ -7,7 +7,10 @@ deadline, and says whether the node can do its job.
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import trio
 
@@ -52,3 +55,40 @@ class NodeHealth:
         components = [results[name] for name in self._checks]
         status = "ok" if all(c.ok for c in components) else "unavailable"
         return Health(status, self.node_id, components)
+
+
+def media_volume(media_dir: Path, min_free_bytes: int) -> Check:
+    """The `media` check: a probe file can be created (and removed) on the volume, and it has
+    more than `min_free_bytes` free. A node that cannot write there would take uploads and
+    transcodes only to fail them half-way.
+
+    The file system is asked in a thread it may be abandoned in: a hung volume (an NFS server
+    gone) times the check out instead of hanging readiness."""
+
+    async def check() -> ComponentHealth:
+        try:
+            free = await trio.to_thread.run_sync(_probe, media_dir, abandon_on_cancel=True)
+        except OSError as exc:
+            return ComponentHealth("media", False, "not_writable", f"{media_dir}: {exc}")
+        detail = f"{free} bytes free, at least {min_free_bytes} needed"
+        if free < min_free_bytes:
+            return ComponentHealth("media", False, "low_space", detail)
+        return ComponentHealth("media", True, "ok", detail)
+
+    return check
+
+
+def _probe(media_dir: Path) -> int:
+    """Write and remove a small file in `media_dir` (made if missing, as an upload would);
+    return the bytes free there for an unprivileged writer."""
+    media_dir.mkdir(parents=True, exist_ok=True)
+    # Unique, so nodes sharing the volume (and concurrent checks) never meet.
+    probe = media_dir / f".health-{uuid.uuid4().hex}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, b"ok")
+    finally:
+        os.close(fd)
+        probe.unlink()
+    stats = os.statvfs(media_dir)
+    return stats.f_bavail * stats.f_frsize

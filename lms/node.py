@@ -40,7 +40,7 @@ from lms.catalog.service import Catalog
 from lms.config import Settings
 from lms.demo import Demo, seed_demo
 from lms.domain.unsubscribe import derived_key as unsubscribe_key
-from lms.health import NodeHealth
+from lms.health import NodeHealth, media_volume
 from lms.heap import settle_after_startup
 from lms.http import media_app
 from lms.http.app import create_app
@@ -59,6 +59,7 @@ from lms.mail.schedule import PostgresSchedule
 from lms.observability.collectors import watch_node, watch_worker
 from lms.observability.metrics import NodeMetrics
 from lms.observability.requests import RequestObserver
+from lms.observability.sentry import sentry_reporting
 from lms.progress.service import ProgressService, group_committed
 from lms.store import bridge
 from lms.store import progress as progress_store
@@ -145,6 +146,7 @@ def build_health(settings: Settings, store: Store, actors: Actors) -> NodeHealth
 
     health.register("database", database)
     health.register("actors", supervised)
+    health.register("media", media_volume(settings.media_dir, settings.media_min_free_bytes))
     if store.embedded is not None:
         embedded = store.embedded
 
@@ -181,8 +183,11 @@ async def serve(
     settings = settings.with_secret()
     # A process started in the background by make or CI inherits SIGINT as ignored; our own
     # receiver makes SIGINT and SIGTERM a clean shutdown in every case (and the embedded
-    # PostgreSQL child is stopped, not orphaned).
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # PostgreSQL child is stopped, not orphaned). Errors go to Sentry when configured.
+    with (
+        sentry_reporting(settings),
+        trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
+    ):
         async with trio.open_nursery() as nursery:
             drain = trio.Event()
             serving = False
@@ -255,7 +260,10 @@ async def work(
     """
     given_up: list[SupervisorGaveUp] = []
     stop = trio.Event()
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with (
+        sentry_reporting(settings),
+        trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
+    ):
         async with (
             bridge.open_bridge(),
             open_store(settings) as store,

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from actors.runtime import ActorError, AskTimeout
 from lms.errors import LmsError, RateLimited
 from lms.http.wire import respond
+from lms.observability.sentry import report_request_error
 from lms.store.database import StoreUnavailable
 from proto.api import ErrorBody, ErrorDetail
 
@@ -83,6 +84,7 @@ async def on_actor_error(error: ActorError) -> Response:
 
 async def on_unexpected(error: Exception) -> Response:
     log.exception("request_failed")
+    report_request_error(error)
     # From the bound context, not the request: this also runs for WebSocket handlers, where
     # there is no request object.
     request_id = structlog.contextvars.get_contextvars().get("request_id", "")

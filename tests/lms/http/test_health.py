@@ -3,7 +3,11 @@ component, so a load balancer can tell a busy node from a broken one."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -14,17 +18,26 @@ from lms.config import Settings
 from tests.services import RunningPostgres, own_postgres
 
 
-async def test_a_healthy_node_reports_its_database_and_redis(api: httpx.AsyncClient) -> None:
+async def test_a_healthy_node_reports_its_database_redis_and_media_volume(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
     response = await api.get("/api/v1/monitoring/health")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert {c["name"]: c["ok"] for c in body["components"]} == {
+    components = {c["name"]: c for c in body["components"]}
+    assert {name: c["ok"] for name, c in components.items()} == {
         "database": True,
         "actors": True,
+        "media": True,
         "redis": True,
     }
     assert response.headers["X-Request-ID"]
+    free = os.statvfs(settings.media_dir)
+    assert components["media"]["detail"].endswith(f"bytes free, at least {1 << 30} needed")
+    # The figure is the volume's own (it moves a little while the test runs).
+    said = int(components["media"]["detail"].split()[0])
+    assert abs(said - free.f_bavail * free.f_frsize) < 1 << 26
 
 
 async def test_liveness_names_the_node_and_checks_nothing(
@@ -65,3 +78,72 @@ class TestWithTheDatabaseDown:
         database = next(c for c in body["components"] if c["name"] == "database")
         assert database["ok"] is False
         assert "unavailable" in database["detail"]
+
+
+@contextmanager
+def read_only(directory: Path) -> Iterator[None]:
+    """`directory` as a volume mounted read-only looks: nothing can be created in it. Root
+    writes through mode bits, so as root the directory is also made immutable (chattr +i),
+    which stops root too."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o500)
+    immutable = os.geteuid() == 0
+    if immutable:
+        subprocess.run(["chattr", "+i", str(directory)], check=True)
+    try:
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(directory)], check=True)
+        directory.chmod(0o700)
+
+
+def media(body: dict) -> dict:
+    return next(c for c in body["components"] if c["name"] == "media")
+
+
+class TestWithAReadOnlyMediaVolume:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Iterator[Settings]:
+        with read_only(settings.media_dir):
+            yield settings
+
+    async def test_readiness_fails_naming_the_media_volume(
+        self, api: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        with pytest.raises(PermissionError):
+            (settings.media_dir / "upload").touch()  # the volume really refuses writes
+
+        ready = await api.get("/api/v1/monitoring/health")
+
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["status"] == "unavailable"
+        assert [c["name"] for c in body["components"] if not c["ok"]] == ["media"]
+        assert media(body)["state"] == "not_writable"
+        assert str(settings.media_dir) in media(body)["detail"]
+        assert list(settings.media_dir.iterdir()) == []
+        assert (await api.get("/health")).status_code == 200  # alive all the same
+
+
+class TestWithTooLittleSpaceOnTheMediaVolume:
+    # More than any disk here has free: 1 PiB.
+    THRESHOLD = 1 << 50
+
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return replace(settings, media_min_free_bytes=self.THRESHOLD)
+
+    async def test_readiness_fails_saying_how_much_is_free_and_needed(
+        self, api: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        ready = await api.get("/api/v1/monitoring/health")
+
+        assert ready.status_code == 503
+        component = media(ready.json())
+        assert (component["ok"], component["state"]) == (False, "low_space")
+        free, _, needed = component["detail"].partition(" bytes free, at least ")
+        assert 0 < int(free) < self.THRESHOLD
+        assert needed == f"{self.THRESHOLD} needed"
+        # Nothing is left behind by the probe.
+        assert [p.name for p in settings.media_dir.iterdir()] == []
