@@ -3,7 +3,9 @@
 Safe to run twice and from several nodes at once: a session-level advisory lock serialises
 migrators, and each file is applied in its own transaction together with its record. A file that
 was applied and then edited is refused (its checksum no longer matches) rather than silently
-diverging between databases.
+diverging between databases. A database ahead of this version (a newer release's migrations
+applied after all of ours) is run on as it is: migrations stay backward compatible for one
+release, so a rollback needs no downgrade; one whose history differs from ours is refused.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
+import structlog
 
 from lms.store.database import Database
+
+log = structlog.get_logger()
 
 # pg_advisory_lock takes a bigint; any constant unique to this application will do.
 MIGRATION_LOCK_KEY = 0x4C4D535F4D4947  # "LMS_MIG"
@@ -75,11 +80,16 @@ async def _apply(conn: asyncpg.Connection, migrations: list[Migration]) -> list[
         }
         known = {m.version for m in migrations}
         unknown = sorted(set(applied) - known)
-        if unknown:
+        if unknown and (unknown[0] < max(known, default=0) or known - set(applied)):
             raise MigrationError(
-                f"the database has migrations {unknown} that this version does not know; "
-                "it was migrated by a newer version of the server"
+                f"the database has migrations {unknown} that this version does not know, "
+                "among ones it does: its history is not this version's"
             )
+        if unknown:
+            # Migrated by a newer release, every file of ours applied before its own: the
+            # previous release, rolled back to or not yet replaced, runs on that schema, which
+            # stays backward compatible for one release (docs/migrations.md).
+            log.warning("schema_ahead", newer_migrations=unknown)
         done = []
         for migration in migrations:
             if migration.version in applied:

@@ -61,12 +61,24 @@ async def test_an_edited_applied_migration_is_refused(empty_database_url: str) -
             await migrate(db, edited)
 
 
-async def test_a_database_migrated_by_a_newer_version_is_refused(empty_database_url: str) -> None:
+async def test_the_previous_release_runs_on_a_database_a_newer_one_migrated(
+    empty_database_url: str,
+) -> None:
+    """A rollback, or an old node restarting mid-deploy: the newer migrations stay applied."""
     newer = [Migration(1, "a", "SELECT 1;"), Migration(2, "b", "SELECT 1;")]
     async with open_bridge(), database(empty_database_url) as db:
         await migrate(db, newer)
-        with pytest.raises(MigrationError, match="newer version"):
-            await migrate(db, newer[:1])
+        assert await migrate(db, newer[:1]) == []
+        assert await applied_versions(db) == [1, 2]
+
+
+async def test_a_database_whose_history_differs_is_refused(empty_database_url: str) -> None:
+    async with open_bridge(), database(empty_database_url) as db:
+        await migrate(db, [Migration(1, "a", "SELECT 1;"), Migration(2, "b", "SELECT 1;")])
+        ours = [Migration(1, "a", "SELECT 1;"), Migration(3, "c", "SELECT 1;")]
+        with pytest.raises(MigrationError, match="history is not this version's"):
+            await migrate(db, ours)
+        assert await applied_versions(db) == [1, 2]
 
 
 async def test_a_failing_migration_leaves_no_trace(empty_database_url: str) -> None:
