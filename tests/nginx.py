@@ -1,6 +1,6 @@
 """A real nginx (Debian's `nginx-light`) as a child process, for tests and benchmarks: the
-repository's deploy/nginx/lms.conf with this run's ports, media volume and keys filled in, or any
-other server block.
+repository's deploy/nginx/lms.conf with this run's ports, media volume, keys and (optionally) a
+throwaway TLS certificate filled in, or any other server block.
 
 nginx runs in the foreground (`daemon off;`) with its pid, logs and temp files in a directory of
 the caller's, listening on 127.0.0.1 only. As root, its workers run as `nobody`, as they run
@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,10 +27,19 @@ from lms.store.postgres_cluster import pick_free_port
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "nginx"
 LMS_CONF = DEPLOY / "lms.conf"
 MEDIA_KEYS_SCRIPT = DEPLOY / "media-keys.sh"
+SECURITY_HEADERS = DEPLOY / "security-headers.conf"
 # What lms.conf names for the compose deployment, replaced by `render_lms_conf`.
 DEPLOYED_MEDIA_ROOT = "/var/lib/lms/media"
 DEPLOYED_KEYS_FILE = "/etc/nginx/lms/media_keys.conf"
+DEPLOYED_SECURITY_HEADERS = "/etc/nginx/lms/security-headers.conf"
+DEPLOYED_CERTIFICATE = "/etc/nginx/lms/tls/fullchain.pem"
+DEPLOYED_CERTIFICATE_KEY = "/etc/nginx/lms/tls/privkey.pem"
 _UPSTREAM_SERVERS = re.compile(r"(?:^ *server lms\d+:8000[^;\n]*;\n)+", re.MULTILINE)
+_HTTPS_LISTEN = re.compile(r"^    listen 443 ssl http2;$", re.MULTILINE)
+_REDIRECT_LISTEN = re.compile(r"^    listen 80;$", re.MULTILINE)
+_CERTIFICATE_LINES = re.compile(
+    r"^ *ssl_certificate(?:_key)? /etc/nginx/lms/tls/\S+;\n", re.MULTILINE
+)
 START_DEADLINE = 10.0
 STOP_DEADLINE = 10.0
 # Another process may take the free port between our probe and nginx's bind: try again.
@@ -47,19 +57,71 @@ def nginx_binary() -> str:
     return found
 
 
+@dataclass(frozen=True)
+class Tls:
+    """A certificate and its key, as PEM files."""
+
+    certificate: Path
+    key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts this certificate (and nothing else)."""
+        return ssl.create_default_context(cafile=self.certificate)
+
+
+async def throwaway_tls(directory: Path, *, name: str = "localhost") -> Tls:
+    """A self-signed certificate for `name` and 127.0.0.1, valid for a day, in `directory`."""
+    tls = Tls(directory / "certificate.pem", directory / "key.pem")
+    result = await trio.run_process(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "1", "-subj", f"/CN={name}",
+            "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1",
+            "-keyout", str(tls.key), "-out", str(tls.certificate),
+        ],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    return tls
+
+
 def render_lms_conf(
-    *, port: int, upstreams: Sequence[str], media_root: Path, keys_file: Path
+    *,
+    port: int,
+    upstreams: Sequence[str],
+    media_root: Path,
+    keys_file: Path,
+    tls: Tls | None = None,
+    redirect_port: int | None = None,
 ) -> str:
-    """deploy/nginx/lms.conf for this machine: listening on 127.0.0.1:`port`, proxying to
+    """deploy/nginx/lms.conf for this machine, on 127.0.0.1: its HTTPS server on `port` with
+    `tls`'s certificate, or without `tls` plain HTTP there (as before TLS was configured), and
+    its redirecting HTTP server on `redirect_port` (a free port when None); proxying to
     `upstreams` (host:port), serving `media_root`, keys from `keys_file`. Fails if the file no
     longer has what is replaced, so a change there cannot leave a test on the compose paths."""
     text = LMS_CONF.read_text()
     servers = "".join(f"    server {upstream};\n" for upstream in upstreams)
+    if redirect_port is None:
+        redirect_port = pick_free_port()
+    if tls is None:
+        listen = f"    listen 127.0.0.1:{port};"
+        certificates = [(_CERTIFICATE_LINES, "")]
+    else:
+        listen = f"    listen 127.0.0.1:{port} ssl http2;"
+        certificates = [
+            (re.compile(re.escape(DEPLOYED_CERTIFICATE)), str(tls.certificate)),
+            (re.compile(re.escape(DEPLOYED_CERTIFICATE_KEY)), str(tls.key)),
+        ]
     replacements = [
-        (re.compile(r"^    listen 80;$", re.MULTILINE), f"    listen 127.0.0.1:{port};"),
+        (_HTTPS_LISTEN, listen),
+        (_REDIRECT_LISTEN, f"    listen 127.0.0.1:{redirect_port};"),
+        *certificates,
         (_UPSTREAM_SERVERS, servers),
         (re.compile(re.escape(DEPLOYED_MEDIA_ROOT)), str(media_root)),
         (re.compile(re.escape(DEPLOYED_KEYS_FILE)), str(keys_file)),
+        (re.compile(re.escape(DEPLOYED_SECURITY_HEADERS)), str(SECURITY_HEADERS)),
     ]
     for pattern, replacement in replacements:
         text, count = pattern.subn(replacement, text)
@@ -112,10 +174,11 @@ class Nginx:
     process: trio.Process
     port: int
     directory: Path
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def pids(self) -> list[int]:
         """The master and its workers."""
@@ -139,9 +202,11 @@ async def start_nginx(
     *,
     access_log: bool = True,
     cpus: set[int] | None = None,
+    scheme: str = "http",
 ) -> Nginx:
     """Start nginx with `http(port)` as its http-context configuration, on a free port; return
-    once it accepts connections. `cpus`: pin it (its workers inherit the affinity)."""
+    once it accepts connections. `cpus`: pin it (its workers inherit the affinity). `scheme`:
+    what `http` serves on that port, for `Nginx.url`."""
     binary = nginx_binary()
     for attempt in range(START_ATTEMPTS):
         port = pick_free_port()
@@ -156,7 +221,7 @@ async def start_nginx(
             [*pinned, binary, "-p", str(directory), "-c", str(conf), "-e", str(error_log)],
             stdin=subprocess.DEVNULL,
         )
-        nginx = Nginx(process, port, directory)
+        nginx = Nginx(process, port, directory, scheme)
         try:
             listening = await _listening(nginx)
         except BaseException:
