@@ -103,6 +103,8 @@ async def test_a_node_logs_no_password_token_signature_or_key_it_handles(
         LMS_DATABASE_URL=database_url,
         LMS_SECRET_KEY=SECRET,
         LMS_LOG_LEVEL="debug",
+        # Every unit of database work logs slow_sql, so its lines are searched too.
+        LMS_SLOW_SQL_MS="1",
         LMS_TRANSCODE_WORKERS="1",
     )
     secrets = Secrets()
@@ -143,6 +145,9 @@ async def test_a_node_logs_no_password_token_signature_or_key_it_handles(
     assert answered >= ACCESS_LINES, ACCESS_LINES - answered
     sockets = [(e["event"], e["endpoint"]) for e in events if e["event"].startswith("websocket_")]
     assert sockets.count(("websocket_closed", NOTIFICATIONS)) == 2, sockets
+    slow = [e["function"] for e in events if e["event"] == "slow_sql"]
+    assert slow, "LMS_SLOW_SQL_MS=1 reaches the node's database"
+    assert all(function.startswith("lms.store.") for function in slow), slow
 
 
 async def _sign_in_use_refresh_and_log_out(
