@@ -111,3 +111,21 @@ def test_docker_compose_accepts_both_files(tmp_path: Path) -> None:
             check=False,
         )
         assert checked.returncode == 0, f"{files}: {checked.stderr}"
+
+
+def test_nginx_container_has_every_file_its_config_reads() -> None:
+    """lms.conf reads its includes and certificate under /etc/nginx/lms/: each must be mounted
+    (media_keys.conf is written at start by media-keys.sh, itself mounted as an entrypoint)."""
+    nginx = services()["nginx"]
+    mounted = [volume.split(":")[1] for volume in nginx["volumes"]]
+    assert "/docker-entrypoint.d/40-lms-media-keys.sh" in mounted
+    read = set(
+        re.findall(r"(/etc/nginx/lms/[^\s;]+);", (DEPLOY / "nginx" / "lms.conf").read_text())
+    )
+    assert read, "lms.conf reads nothing under /etc/nginx/lms/"
+    missing = sorted(
+        path
+        for path in read - {"/etc/nginx/lms/media_keys.conf"}
+        if not any(path == target or path.startswith(f"{target}/") for target in mounted)
+    )
+    assert not missing, f"compose.yaml mounts nothing at {missing} in the nginx container"
