@@ -160,7 +160,14 @@ switch_to() {
         $DRY_RUN || say "$service runs $IMAGE:$tag and is ready"
     done
     for service in "${WORKERS[@]}"; do
-        run "${compose[@]}" up -d --no-deps "$service"
+        # A worker may run as several replicas (`--scale worker=N`); `up` alone would go back to one.
+        local replicas
+        replicas=$("${COMPOSE[@]}" ps -q "$service" 2>/dev/null | wc -l) || replicas=0
+        if ((replicas > 1)); then
+            run "${compose[@]}" up -d --no-deps --scale "$service=$replicas" "$service"
+        else
+            run "${compose[@]}" up -d --no-deps "$service"
+        fi
         wait_ready "$service" worker_ready "running, and it logged \"$WORKER_BANNER\"" ||
             not_ready "$service" "$tag"
         $DRY_RUN || say "$service runs $IMAGE:$tag and is ready"
@@ -195,6 +202,7 @@ cmd_deploy() {
     local current previous
     current=$(state_get current)
     previous=$(state_get previous)
+    export LMS_IMAGE_TAG=$tag
     find_services
     ensure_image "$tag"
     # The schema moves first, while the old nodes still serve: every migration is backward
@@ -208,6 +216,12 @@ cmd_deploy() {
     else
         state_put "$tag" "$previous"
     fi
+    if [[ -z $current ]]; then
+        # No tag recorded to roll from: the first deploy starts the whole stack (PostgreSQL,
+        # Redis, nginx, monitoring) on this tag at once; the gates below still wait for each.
+        say "first deploy: starting every service on $IMAGE:$tag"
+        run env "LMS_IMAGE_TAG=$tag" "${COMPOSE[@]}" up -d
+    fi
     switch_to "$tag"
     $DRY_RUN || say "deployed $IMAGE:$tag (previous: ${current:-none})"
 }
@@ -217,6 +231,7 @@ cmd_rollback() {
     current=$(state_get current)
     previous=$(state_get previous)
     [[ -n $previous ]] || fail "no previous tag recorded in $STATE_FILE; nothing to roll back to"
+    export LMS_IMAGE_TAG=$previous
     find_services
     ensure_image "$previous"
     # No migration runs, in either direction: the schema the newer release left is one the
