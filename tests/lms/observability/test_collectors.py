@@ -17,6 +17,7 @@ from actors.progress_writer import start_progress_writer
 from actors.runtime import Inbox, Supervisor
 from actors.transcoder import TranscodeFigures
 from lms.cache.cache import Cache
+from lms.domain.progress import Refused, Written
 from lms.observability.collectors import (
     ActorFigures,
     BridgeFigures,
@@ -32,6 +33,7 @@ from lms.store import bridge
 from lms.store import progress as progress_store
 from lms.store.database import Database
 from proto.events import Event
+from proto.progress import ProgressWrite
 from tests.databases import open_database
 from tests.jobs_setup import enqueue, video_content
 from tests.progress_setup import heartbeat, seed
@@ -88,10 +90,10 @@ async def test_each_actor_shows_its_mailbox_and_its_restarts(
         await address.tell(message)
 
     samples = await scrape(ActorFigures(supervisor))
-    actor = (("actor", "worker"),)
-    assert samples["lms_actor_mailbox_depth", actor] == 2
-    assert samples["lms_actor_mailbox_capacity", actor] == 8
-    assert samples["lms_actor_restarts_total", actor] == 1
+    worker = (("actor", "worker"),)
+    assert samples["lms_actor_mailbox_depth", worker] == 2
+    assert samples["lms_actor_mailbox_capacity", worker] == 8
+    assert samples["lms_actor_restarts_total", worker] == 1
 
 
 async def test_rooms_and_sessions_are_counted_not_listed(nursery: trio.Nursery) -> None:
@@ -126,7 +128,11 @@ async def test_committed_progress_shows_as_updates_batch_sizes_and_commit_times(
         course = await db.transaction(seed, learners=3, videos=2)
         supervisor = Supervisor("node")
         await nursery.start(supervisor.run)
-        commit = partial(db.kept_connection, progress_store.ProgressRows().apply_batch)
+        rows = progress_store.ProgressRows()
+
+        async def commit(batch: list[ProgressWrite]) -> list[Written | Refused]:
+            return await db.kept_connection(rows.apply_batch, batch)
+
         writes = await start_progress_writer(supervisor, commit, ignore)
         async with trio.open_nursery() as senders:
             for user, content in itertools.product(course.learners, course.videos):
