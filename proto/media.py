@@ -107,7 +107,7 @@ class FrameReader:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[WorkerFrame]:
+    def feed(self, data: bytes | bytearray) -> list[WorkerFrame]:  # what trio streams yield
         """Add bytes; return every frame now complete. Raise ValueError on a corrupt stream."""
         self._buffer += data
         frames = []
