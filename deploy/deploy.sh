@@ -216,12 +216,9 @@ cmd_deploy() {
     else
         state_put "$tag" "$previous"
     fi
-    if [[ -z $current ]]; then
-        # No tag recorded to roll from: the first deploy starts the whole stack (PostgreSQL,
-        # Redis, nginx, monitoring) on this tag at once; the gates below still wait for each.
-        say "first deploy: starting every service on $IMAGE:$tag"
-        run env "LMS_IMAGE_TAG=$tag" "${COMPOSE[@]}" up -d
-    fi
+    # Start what is not running (the whole stack on a first deploy or after a restore); what
+    # runs is left to the switch below, one service at a time.
+    run env "LMS_IMAGE_TAG=$tag" "${COMPOSE[@]}" up -d --no-recreate
     switch_to "$tag"
     $DRY_RUN || say "deployed $IMAGE:$tag (previous: ${current:-none})"
 }
