@@ -15,6 +15,8 @@ from pathlib import Path
 import trio
 
 import proto
+from actors.runtime import ChildState, Supervisor
+from actors.transcoder import TranscodeFigures
 from proto.api import ComponentHealth, Health
 
 Check = Callable[[], Awaitable[ComponentHealth]]
@@ -92,3 +94,31 @@ def _probe(media_dir: Path) -> int:
         probe.unlink()
     stats = os.statvfs(media_dir)
     return stats.f_bavail * stats.f_frsize
+
+
+def transcode_workers(
+    supervisor: Supervisor, name: str, figures: TranscodeFigures, slots: int
+) -> Check:
+    """The `transcoder` check, for a node that runs transcode workers: its pool (child `name`
+    of `supervisor`) is running, and every worker process its attempts hold is alive. A
+    worker that dies fails its attempt and the job is retried in a new one: the detail counts
+    those, and lists the workers running now."""
+
+    async def check() -> ComponentHealth:
+        stats = figures.statistics()
+        busy = ", ".join(f"pid {w.pid} (job {w.job_id})" for w in stats.workers)
+        detail = (
+            f"{len(stats.workers)} of {slots} workers busy{': ' + busy if busy else ''}; "
+            f"{stats.retried} attempts retried, {stats.failed} failed"
+        )
+        states = [c.state for c in supervisor.statistics().children if c.name == name]
+        if states != [ChildState.RUNNING]:
+            state = states[0].value if states else "stopped"
+            return ComponentHealth("transcoder", False, state, f"the pool is {state}; {detail}")
+        dead = [w for w in stats.workers if w.exit_code is not None]
+        if dead:
+            exits = ", ".join(f"pid {w.pid} exited with {w.exit_code}" for w in dead)
+            return ComponentHealth("transcoder", False, "worker_exited", f"{exits}; {detail}")
+        return ComponentHealth("transcoder", True, "ok", detail)
+
+    return check

@@ -40,7 +40,7 @@ from lms.catalog.service import Catalog
 from lms.config import Settings
 from lms.demo import Demo, seed_demo
 from lms.domain.unsubscribe import derived_key as unsubscribe_key
-from lms.health import NodeHealth, media_volume
+from lms.health import NodeHealth, media_volume, transcode_workers
 from lms.heap import settle_after_startup
 from lms.http import media_app
 from lms.http.app import create_app
@@ -48,7 +48,7 @@ from lms.http.rate_limits import RateLimits
 from lms.http.unread_body import UnreadBodyGuard
 from lms.http.wire import Services
 from lms.http.worker_metrics import serve_metrics
-from lms.jobs.pool import start_transcoder_pool
+from lms.jobs.pool import POOL_NAME, start_transcoder_pool
 from lms.jobs.service import Jobs
 from lms.jobs.videos import Videos
 from lms.live.service import LiveService
@@ -147,6 +147,13 @@ def build_health(settings: Settings, store: Store, actors: Actors) -> NodeHealth
     health.register("database", database)
     health.register("actors", supervised)
     health.register("media", media_volume(settings.media_dir, settings.media_min_free_bytes))
+    if actors.transcoder is not None:
+        health.register(
+            "transcoder",
+            transcode_workers(
+                actors.supervisor, POOL_NAME, actors.transcode_figures, settings.transcode_workers
+            ),
+        )
     if store.embedded is not None:
         embedded = store.embedded
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 import trio
@@ -111,11 +112,19 @@ class Attempt:
             source=str(self._ctx.volume.path(self.job.source)),
             outdir=str(self._ctx.volume.path(self._workdir)),
         )
+        job_id, figures = self._lease.job_id, self._ctx.figures
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._keep_lease)
-            outcome = await run_worker(
-                spec, self._on_frame, command=self._ctx.command, grace=self._ctx.grace
-            )
+            try:
+                outcome = await run_worker(
+                    spec,
+                    self._on_frame,
+                    command=self._ctx.command,
+                    grace=self._ctx.grace,
+                    on_started=partial(figures.worker_started, job_id),
+                )
+            finally:  # it has exited by now, however the call ended
+                figures.worker_ended(job_id)
             nursery.cancel_scope.cancel()
         return outcome
 

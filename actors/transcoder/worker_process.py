@@ -43,9 +43,9 @@ async def run_worker(
     *,
     command: Sequence[str] = WORKER_COMMAND,
     grace: float = 5.0,
-    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    on_started: Callable[[trio.Process], None] | None = None,
 ) -> Outcome:
-    """Run the worker on `spec`; `task_status.started(pid)` once it runs."""
+    """Run the worker on `spec`; `on_started(process)` once it runs."""
     terminal: Done | Failed | None = None
     corrupt: str | None = None
     stderr = bytearray()
@@ -87,7 +87,8 @@ async def run_worker(
                 deliver_cancel=stop_gently,
             )
         )
-        task_status.started(process.pid)
+        if on_started is not None:
+            on_started(process)
         assert process.stdout is not None
         assert process.stderr is not None
         # A corrupt stream stops the process; cancelling run_process does that gracefully.

@@ -10,6 +10,9 @@ from lms.store.database import Database
 from proto.events import EventSink
 from proto.jobs import PoolMessage, WorkerKind
 
+# The pool's name under its supervisor (readiness looks it up there).
+POOL_NAME = "transcoder_pool"
+
 
 async def start_transcoder_pool(
     supervisor: Supervisor,
@@ -32,7 +35,7 @@ async def start_transcoder_pool(
         lease_seconds=settings.job_lease_seconds,
     )
     return await supervisor.start(
-        "transcoder_pool",
+        POOL_NAME,
         lambda inbox: TranscoderPool(inbox, queue, config, publish, figures),
         capacity=MAILBOX_CAPACITY,
     )

@@ -48,7 +48,9 @@ async def test_two_nodes_share_accounts_and_courses(
             assert {c["name"] for c in health["components"] if c["ok"]} == {
                 "database",
                 "actors",
+                "media",
                 "redis",
+                "transcoder",
             }
 
         login = await on_a.post(

@@ -4,6 +4,8 @@ component, so a load balancer can tell a busy node from a broken one."""
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,10 +17,14 @@ import pytest
 import trio
 
 from lms.config import Settings
+from media import synthetic
+from tests.lms.http.conftest import Login
+from tests.polling import eventually
 from tests.services import RunningPostgres, own_postgres
+from tests.sql import sql
 
 
-async def test_a_healthy_node_reports_its_database_redis_and_media_volume(
+async def test_a_healthy_node_reports_its_database_redis_media_volume_and_transcoder(
     api: httpx.AsyncClient, settings: Settings
 ) -> None:
     response = await api.get("/api/v1/monitoring/health")
@@ -31,6 +37,7 @@ async def test_a_healthy_node_reports_its_database_redis_and_media_volume(
         "actors": True,
         "media": True,
         "redis": True,
+        "transcoder": True,
     }
     assert response.headers["X-Request-ID"]
     free = os.statvfs(settings.media_dir)
@@ -38,6 +45,10 @@ async def test_a_healthy_node_reports_its_database_redis_and_media_volume(
     # The figure is the volume's own (it moves a little while the test runs).
     said = int(components["media"]["detail"].split()[0])
     assert abs(said - free.f_bavail * free.f_frsize) < 1 << 26
+    slots = settings.transcode_workers
+    assert components["transcoder"]["detail"] == (
+        f"0 of {slots} workers busy; 0 attempts retried, 0 failed"
+    )
 
 
 async def test_liveness_names_the_node_and_checks_nothing(
@@ -147,3 +158,58 @@ class TestWithTooLittleSpaceOnTheMediaVolume:
         assert needed == f"{self.THRESHOLD} needed"
         # Nothing is left behind by the probe.
         assert [p.name for p in settings.media_dir.iterdir()] == []
+
+
+def transcoder(body: dict) -> dict:
+    return next(c for c in body["components"] if c["name"] == "transcoder")
+
+
+class TestWithATranscodeWorker:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return replace(settings, transcode_workers=1)
+
+    async def test_a_killed_worker_is_replaced_by_the_retry_and_the_node_is_ready_again(
+        self, api: httpx.AsyncClient, settings: Settings, database_url: str, instructor: Login
+    ) -> None:
+        course = await api.post(
+            "/api/v1/courses", json={"title": "Optics"}, headers=instructor.auth
+        )
+        content = await api.post(
+            f"/api/v1/courses/{course.json()['id']}/contents",
+            json={"title": "Lenses", "kind": "video"},
+            headers=instructor.auth,
+        )
+        # Long enough to be killed mid-transcode; queued as a finished upload queues it.
+        uploads = settings.media_dir / "uploads"
+        uploads.mkdir(parents=True)
+        await trio.to_thread.run_sync(
+            lambda: synthetic.write_clip(uploads / "long.mp4", seconds=30.0, fps=15)
+        )
+        await sql(
+            database_url,
+            "INSERT INTO jobs (content_id, uploader_id, source, max_attempts) "
+            "VALUES ($1, $2, 'uploads/long.mp4', 3)",
+            content.json()["id"],
+            instructor.user_id,
+        )
+
+        async def ready() -> httpx.Response:
+            return await api.get("/api/v1/monitoring/health")
+
+        busy = await eventually(ready, lambda r: "pid " in transcoder(r.json())["detail"])
+        assert busy.status_code == 200
+        assert transcoder(busy.json())["detail"].startswith("1 of 1 workers busy: pid ")
+        [pid] = map(int, re.findall(r"pid (\d+)", transcoder(busy.json())["detail"]))
+
+        os.kill(pid, signal.SIGKILL)
+
+        # The attempt fails, the job goes back to the queue, and a new worker takes it.
+        again = await eventually(
+            ready, lambda r: "1 attempts retried" in transcoder(r.json())["detail"]
+        )
+        assert again.status_code == 200
+        component = transcoder(again.json())
+        assert (component["ok"], component["state"]) == (True, "ok")
+        assert f"pid {pid} " not in component["detail"]
+        assert component["detail"].endswith("1 attempts retried, 0 failed")
