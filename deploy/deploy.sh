@@ -130,9 +130,13 @@ node_ready() {
     "${COMPOSE[@]}" exec -T "$1" python -c "$READY_PROBE" >/dev/null 2>&1
 }
 
+# Output is read whole, not piped into `grep -q`: grep leaving early would fail the pipeline.
 worker_ready() {
-    "${COMPOSE[@]}" ps --status running --services | grep -qx -- "$1" &&
-        "${COMPOSE[@]}" logs --no-log-prefix "$1" 2>/dev/null | grep -q -- "$WORKER_BANNER"
+    local running said
+    running=$("${COMPOSE[@]}" ps --status running --services 2>/dev/null) || return 1
+    [[ $'\n'$running$'\n' == *$'\n'"$1"$'\n'* ]] || return 1
+    said=$("${COMPOSE[@]}" logs --no-log-prefix "$1" 2>/dev/null) || return 1
+    [[ $said == *"$WORKER_BANNER"* ]]
 }
 
 # Wait until `$2 $1` succeeds, polling every 2 s for READY_TIMEOUT seconds.
@@ -191,7 +195,7 @@ ensure_image() {
     docker image inspect "$IMAGE:$tag" >/dev/null 2>&1 ||
         LMS_IMAGE_TAG=$tag "${COMPOSE[@]}" pull --quiet "${NODES[0]}" ||
         fail "no image $IMAGE:$tag here and none to pull; build it first:" \
-            "LMS_IMAGE_TAG=$tag ${COMPOSE[*]} build"
+            "docker build -t $IMAGE:$tag $(dirname -- "$DEPLOY_DIR")"
 }
 
 # --- commands -------------------------------------------------------------------------------
