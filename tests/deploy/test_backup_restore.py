@@ -22,12 +22,13 @@ from lms import commands
 from lms.config import Settings
 from lms.node import serve
 from lms.store.postgres_cluster import find_postgres_binaries
+from tests.deploy.deploy_files import DEPLOY
 from tests.lms.http.conftest import PASSWORD, SECRET, Login, log_in, sign_up
 from tests.lms.http.test_streaming import publish_clip
 from tests.services import RunningPostgres, own_postgres
 from tests.sql import sql
 
-DEPLOY_SH = Path(__file__).resolve().parents[2] / "deploy" / "deploy.sh"
+DEPLOY_SH = DEPLOY / "deploy.sh"
 # Tables a backup must carry for the restored site to be the same site.
 MAIN_TABLES = ("users", "courses", "contents", "enrollments", "progress", "jobs", "videos")
 SCRIPT_DEADLINE = 60.0

@@ -10,15 +10,16 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from tests.deploy.test_backup_restore import DEPLOY_SH
+from tests.deploy.deploy_files import DEPLOY
 
+DEPLOY_SH = DEPLOY / "deploy.sh"
 COMPOSE = [
     "docker",
     "compose",
     "-f",
-    str(DEPLOY_SH.parent / "compose.yaml"),
+    str(DEPLOY / "compose.yaml"),
     "-f",
-    str(DEPLOY_SH.parent / "compose.prod.yaml"),
+    str(DEPLOY / "compose.prod.yaml"),
 ]
 
 
