@@ -18,6 +18,7 @@ from tests.deploy.deploy_files import (
     lms_services,
     load_compose,
     services,
+    serving_nodes,
 )
 
 
@@ -129,3 +130,12 @@ def test_nginx_container_has_every_file_its_config_reads() -> None:
         if not any(path == target or path.startswith(f"{target}/") for target in mounted)
     )
     assert not missing, f"compose.yaml mounts nothing at {missing} in the nginx container"
+
+
+def test_nginx_sends_requests_to_every_node_and_nothing_else() -> None:
+    upstream = re.search(
+        r"upstream lms \{(.*?)\}", (DEPLOY / "nginx" / "lms.conf").read_text(), re.S
+    )
+    assert upstream, "lms.conf has no `upstream lms`"
+    servers = set(re.findall(r"^\s*server\s+([\w.-]+):8000\b", upstream.group(1), re.M))
+    assert servers == serving_nodes()
