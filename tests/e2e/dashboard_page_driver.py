@@ -11,11 +11,11 @@ Each prints what it saw as JSON lines, each with a `phase`:
   retention chart is drawn and the page's live socket is up. Then it waits, without reloading,
   until the page shows a viewer more than before (the test sends a heartbeat meanwhile) and
   reports again (`after`), with the charts' coloured pixels read back from their canvases.
-- `roles`: the admin signs in once on `/dashboard` and opens `/admin`, `/admin/jobs` and the live
-  room from the navigation bar and a new tab (`admin`, with the sign-in requests counted); the
-  page refreshes its access token itself before it expires (`renewed`, the browser's clock run
-  ahead) and once after a 401 (`recovered`); then the learner signs in on their dashboard in a
-  browser context of their own (`learner`).
+- `roles`: the admin signs in once on `/dashboard` and opens `/admin` (its "This node" figures
+  read too), `/admin/jobs` and the live room from the navigation bar and a new tab (`admin`,
+  with the sign-in requests counted); the page refreshes its access token itself before it
+  expires (`renewed`, the browser's clock run ahead) and once after a 401 (`recovered`); then
+  the learner signs in on their dashboard in a browser context of their own (`learner`).
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ TOKENS = """() => ({
   access: localStorage.getItem("lms.access"), refresh: localStorage.getItem("lms.refresh"),
 })"""
 ACCESS_CHANGED = "(before) => localStorage.getItem('lms.access') !== before"
+NODE_FIGURES = """() => Object.fromEntries(
+  [...document.querySelectorAll("#node-figures [data-figure]")]
+    .map((div) => [div.dataset.figure, div.querySelector("dd").textContent]))"""
 
 
 def report(**fields: object) -> None:
@@ -116,6 +119,8 @@ def roles(context: BrowserContext, learner_context: BrowserContext, url: str, *a
     page.wait_for_url(f"{url}/admin")
     expect(page.locator("#users")).not_to_have_text("—", timeout=WAIT_MS)
     admin_users = page.inner_text("#users")
+    page.wait_for_selector("#node-figures [data-figure=requests]", timeout=WAIT_MS)
+    node_id, node_figures = page.inner_text("#node-id"), page.evaluate(NODE_FIGURES)
     page.click("#site-nav a[data-nav=jobs]")
     expect(page.locator("#live")).to_have_text("live", timeout=WAIT_MS)
     tab = context.new_page()
@@ -125,6 +130,8 @@ def roles(context: BrowserContext, learner_context: BrowserContext, url: str, *a
         phase="admin",
         nav=entries,
         users=admin_users,
+        node_id=node_id,
+        node_figures=node_figures,
         live_title=tab.title(),
         logins=len(logins),
         login_shown=[p.is_visible("#login") for p in (page, tab)],

@@ -5,6 +5,7 @@ the instructor's open analytics page within a couple of seconds, without a reloa
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -115,6 +116,38 @@ async def test_a_learners_heartbeat_shows_on_the_instructors_retention_chart_wit
     assert after["drops"][:1] == ["at 5:00: -100% (4:55 to 5:00)"], after["drops"]
 
 
+async def the_node_figures_are_the_nodes_own(school: School, admin: dict) -> None:
+    """The admin page's "This node" section shows the figures the node itself reports
+    (`GET /api/v1/monitoring/stats`, read after the page: counters only grew since)."""
+    login = await log_in(school.api, ADMIN[0], ADMIN[1])
+    stats = (await school.api.get("/api/v1/monitoring/stats", headers=login.auth)).json()
+    families = {family["name"]: family for family in stats["metrics"]}
+
+    def samples(name: str) -> list[dict]:
+        return [s for s in families[name]["samples"] if s["name"] == name]
+
+    def total(name: str) -> int:
+        return round(sum(s["value"] for s in samples(name)))
+
+    shown = admin["node_figures"]
+    assert admin["node_id"] == stats["node_id"]
+    assert set(shown) == {
+        "requests", "websockets", "rooms", "sessions", "progress",
+        "transcode", "cache", "mail", "db", "restarts",
+    }  # fmt: skip
+    assert 0 < int(shown["requests"]) <= total("lms_http_requests_total")
+    assert shown["progress"] == str(total("lms_progress_updates_total")) == "1"
+    assert shown["restarts"] == "0"
+    assert shown["transcode"] == " · ".join(
+        f"{s['labels']['state']} {round(s['value'])}" for s in samples("lms_transcode_jobs")
+    )
+    assert re.fullmatch(rf"\d+ / {total('lms_db_pool_max')}", shown["db"]), shown["db"]
+    assert re.fullmatch(r"memory (\d+%|—) · redis (\d+%|—)", shown["cache"]), shown["cache"]
+    assert re.fullmatch(r"sent \d+ · retried 0 · dead 0", shown["mail"]), shown["mail"]
+    for live in ("websockets", "rooms", "sessions"):
+        assert shown[live].isdigit()
+
+
 async def test_one_sign_in_carries_across_pages_and_tabs_and_each_role_sees_its_own_entries(
     school: School, tmp_path: Path
 ) -> None:
@@ -130,6 +163,7 @@ async def test_one_sign_in_carries_across_pages_and_tabs_and_each_role_sees_its_
 
     assert admin["nav"] == ["/dashboard", "/dashboard", "/admin", "/admin/jobs", "/docs"]
     assert admin["users"] == "3"  # the admin, the instructor, the learner
+    await the_node_figures_are_the_nodes_own(school, admin)
     assert admin["live_title"] == "Live: Optics"
     assert admin["logins"] == 1
     assert admin["login_shown"] == [False, False]
