@@ -4,9 +4,11 @@ tests, tests/lms/http/test_health.py, show the healthy pool and a killed worker 
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import trio
+import trio.testing
 
 from actors.runtime import RestartPolicy, Supervisor
 from actors.transcoder import TranscodeFigures
@@ -34,7 +36,9 @@ async def test_a_running_pool_with_live_workers_is_ready(nursery: trio.Nursery) 
     await nursery.start(supervisor.run)
     await supervisor.start_child(POOL, lambda: Pool(trio.Event()))
     figures = TranscodeFigures()
-    process = await trio.lowlevel.open_process([sys.executable, "-c", "input()"], stdin=-1)
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-c", "input()"], stdin=subprocess.PIPE
+    )
     figures.worker_started(7, process)
     try:
         health = await transcode_workers(supervisor, POOL, figures, slots=2)()
