@@ -77,8 +77,9 @@ function nodeFigures(stats) {
   if (has("lms_live_sessions")) add("sessions", "Live sessions", count(total("lms_live_sessions")));
   if (has("lms_progress_updates_total")) add("progress", "Progress updates", count(total("lms_progress_updates_total")));
   if (has("lms_transcode_jobs")) {
-    const states = [...byLabel("lms_transcode_jobs", "state")].map(([state, n]) => `${state} ${count(n)}`);
-    add("transcode", "Transcode jobs", states.join(" · ") || "none");
+    // The states that hold jobs (the platform's queue below lists every state).
+    const states = [...byLabel("lms_transcode_jobs", "state")].filter(([, n]) => n > 0);
+    add("transcode", "Transcode jobs", states.map(([state, n]) => `${state} ${count(n)}`).join(" · ") || "0");
   }
   if (has("lms_cache_hits_total", "lms_cache_misses_total")) {
     const hits = byLabel("lms_cache_hits_total", "tier");

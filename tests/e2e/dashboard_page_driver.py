@@ -113,8 +113,10 @@ def roles(context: BrowserContext, learner_context: BrowserContext, url: str, *a
     page = context.new_page()
     page.clock.install()  # the real time, until the test runs it ahead
     sign_in(page, f"{url}/dashboard", admin_email, admin_password)
-    signed_in = page.evaluate(TOKENS)
     entries = nav(page)
+    # Read once the bar shows the sign-in took: read right after the click, the tokens could be
+    # the ones before it (none), which any later value "replaces" with no refresh at all.
+    signed_in = page.evaluate(TOKENS)
     page.click("#site-nav a[data-nav=admin]")
     page.wait_for_url(f"{url}/admin")
     expect(page.locator("#users")).not_to_have_text("—", timeout=WAIT_MS)
