@@ -5,9 +5,10 @@ without one never loads it. The hooks (`report_request_error`, the `actor_crashe
 processor) are no-ops until then.
 
 Events carry ids, never personal data: the request id (the one in the access line and the
-X-Request-ID header), the user id, the node and the actor; no local variables (they hold
-tokens, addresses, bodies), no headers but what Sentry's own scrubbing leaves, and never an
-Authorization or Cookie header.
+X-Request-ID header), the user id, the node and the actor. A request's event names its method,
+its URL rule (never the path, which may hold a signature or a token) and its headers but the
+credentials and the client's address (Authorization, Cookie, X-Forwarded-For...); no local
+variables (they hold tokens, addresses, bodies), no bodies, no query strings.
 
 Actor crashes are reported from the structlog chain, on the supervisor's `actor_crashed` line,
 rather than from a callback handed to every supervisor: the registries that run rooms and
@@ -26,16 +27,21 @@ import structlog
 from quart import has_request_context, has_websocket_context, request, websocket
 
 from lms.config import Settings
-from lms.observability.requests import USER_ID
+from lms.observability.requests import ROUTE, UNMATCHED, USER_ID
 
 if TYPE_CHECKING:
+    from quart.wrappers import Request, Websocket
     from sentry_sdk.types import Event, Hint
 
 # Seconds the node waits, as it stops, for events still queued to reach the server.
 FLUSH_TIMEOUT = 5.0
 # Bound log context worth a tag: ids that let an event be matched to log lines.
 CONTEXT_TAGS = ("request_id", "user_id", "actor", "course_id", "job_id")
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+# Headers never sent: credentials, and the client's address (personal data).
+UNSENT_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie"}
+    | {"forwarded", "x-forwarded-for", "x-real-ip"}
+)
 
 
 @contextmanager
@@ -88,19 +94,27 @@ def report_request_error(error: BaseException) -> None:
     if sentry_sdk is None or not sentry_sdk.get_client().is_active():
         return
     with sentry_sdk.new_scope() as scope:
-        user_id = _caller_id()
-        if user_id is not None:
-            scope.set_tag("user_id", str(user_id))
-            scope.set_user({"id": str(user_id)})
+        current = _current_request()
+        if current is not None:
+            user_id = current.scope.get(USER_ID)
+            if user_id is not None:
+                scope.set_tag("user_id", str(user_id))
+                scope.set_user({"id": str(user_id)})
+            described = {
+                "method": getattr(current, "method", "GET"),  # a WebSocket's is its upgrade
+                "url": current.scope.get(ROUTE, UNMATCHED),
+                "headers": dict(current.headers),  # _before_send drops the unsent ones
+            }
+            scope.add_event_processor(lambda event, hint: {**event, "request": described})
         sentry_sdk.capture_exception(error)
 
 
-def _caller_id() -> object | None:
-    """The authenticated caller of the request (or WebSocket) being handled, if any."""
+def _current_request() -> Request | Websocket | None:
+    """The request (or WebSocket) being handled, if any."""
     if has_request_context():
-        return request.scope.get(USER_ID)
+        return request
     if has_websocket_context():
-        return websocket.scope.get(USER_ID)
+        return websocket
     return None
 
 
@@ -122,14 +136,14 @@ def _report_actor_crash(
 
 
 def _before_send(event: Event, hint: Hint) -> Event:
-    """Every event: the ids bound to the log context as tags; secret headers removed from
-    whatever request data an event carries."""
+    """Every event: the ids bound to the log context as tags; credentials and addresses
+    removed from whatever headers it carries."""
     tags = event.setdefault("tags", {})
     for key, value in structlog.contextvars.get_contextvars().items():
         if key in CONTEXT_TAGS and key not in tags:
             tags[key] = str(value)
     headers = event.get("request", {}).get("headers")
     if isinstance(headers, dict):
-        for name in [n for n in headers if n.lower() in SECRET_HEADERS]:
+        for name in [n for n in headers if n.lower() in UNSENT_HEADERS]:
             del headers[name]
     return event

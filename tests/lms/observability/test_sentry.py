@@ -135,7 +135,8 @@ async def test_an_unhandled_request_error_is_reported_with_its_request_and_user_
     monkeypatch.setattr(Accounts, "me", broken)
 
     response = await api.get(
-        "/api/v1/users/me", headers={**learner.auth, "X-Request-ID": "req-sentry-1"}
+        "/api/v1/users/me",
+        headers={**learner.auth, "X-Request-ID": "req-sentry-1", "X-Forwarded-For": "192.0.2.7"},
     )
     await flush()
 
@@ -151,10 +152,18 @@ async def test_an_unhandled_request_error_is_reported_with_its_request_and_user_
     assert event["tags"]["user_id"] == str(learner.user_id)
     assert event["user"] == {"id": str(learner.user_id)}
     assert event["environment"] == "test"
+    # The request as its URL rule and headers, without the credentials or the client's address.
+    assert event["request"]["method"] == "GET"
+    assert event["request"]["url"] == "/api/v1/users/me"
+    headers = {name.lower(): value for name, value in event["request"]["headers"].items()}
+    assert headers["x-request-id"] == "req-sentry-1"
+    assert "authorization" not in headers
+    assert "x-forwarded-for" not in headers
     # Ids only: neither the token nor the learner's address went out.
     raw = b"".join(fake_sentry.bodies)
     assert learner.access_token.encode() not in raw
     assert learner.email.encode() not in raw
+    assert b"192.0.2.7" not in raw
 
 
 async def test_a_client_error_is_not_reported(
