@@ -183,3 +183,32 @@ def test_media_settings_are_read_and_bad_ones_named_without_echoing_a_secret() -
     for bad in ("_media/", "/../", "/a b/", "/"):
         with pytest.raises(ConfigError, match="LMS_ACCEL_REDIRECT"):
             Settings.from_env({"LMS_ACCEL_REDIRECT": bad})
+
+
+def test_sentry_and_media_space_settings_are_read_and_a_bad_dsn_never_echoed() -> None:
+    default = Settings.from_env({})
+    assert (default.sentry_dsn, default.sentry_environment) == (None, "production")
+    assert default.media_min_free_bytes == 1 << 30
+
+    dsn = "https://f00dcafe@sentry.example.org/42"
+    settings = Settings.from_env(
+        {
+            "LMS_SENTRY_DSN": dsn,
+            "LMS_SENTRY_ENVIRONMENT": "staging",
+            "LMS_MEDIA_MIN_FREE_BYTES": "5000000",
+        }
+    )
+    assert (settings.sentry_dsn, settings.sentry_environment) == (dsn, "staging")
+    assert settings.media_min_free_bytes == 5_000_000
+    assert "f00dcafe" not in repr(settings)
+
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(
+            {
+                "LMS_SENTRY_DSN": "https://f00dcafe@sentry.example.org/",
+                "LMS_MEDIA_MIN_FREE_BYTES": "-1",
+            }
+        )
+    problems = caught.value.problems
+    assert [p.split("=")[0] for p in problems] == ["LMS_MEDIA_MIN_FREE_BYTES", "LMS_SENTRY_DSN"]
+    assert "f00dcafe" not in "\n".join(problems)
