@@ -3,7 +3,7 @@ import time
 import jwt
 import pytest
 
-from lms.accounts.tokens import AccessClaims, TokenIssuer
+from lms.accounts.tokens import CLOCK_LEEWAY, AccessClaims, TokenIssuer
 from lms.errors import Unauthenticated
 from proto.api import Role
 
@@ -63,8 +63,8 @@ def test_expired_access_token_says_so() -> None:
             "role": "admin",
             "typ": "access",
             "iss": "lms",
-            "iat": now - 100,
-            "exp": now - 10,
+            "iat": now - CLOCK_LEEWAY - 100,
+            "exp": now - CLOCK_LEEWAY - 10,
         },
         SECRET,
         algorithm="HS256",
