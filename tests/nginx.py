@@ -140,9 +140,12 @@ async def write_media_keys(keys: str, path: Path) -> None:
     assert result.returncode == 0, result.stderr.decode()
 
 
-def main_conf(directory: Path, http: str, *, access_log: bool) -> str:
+def main_conf(
+    directory: Path, http: str, *, access_log: bool, worker_connections: int = 4096
+) -> str:
     """nginx.conf around `http` (the http-context text): foreground, one worker, everything
-    under `directory`. The http-level settings are the official image's that matter here."""
+    under `directory`. The http-level settings are the official image's that matter here.
+    `worker_connections` counts both sides: a proxied WebSocket takes two."""
     user = "user nobody nogroup;" if os.geteuid() == 0 else ""
     temp = "\n".join(
         f"    {kind}_temp_path {directory / kind};"
@@ -156,7 +159,7 @@ worker_processes 1;
 pid {directory / "nginx.pid"};
 error_log {directory / "error.log"} notice;
 events {{
-    worker_connections 4096;
+    worker_connections {worker_connections};
 }}
 http {{
     include /etc/nginx/mime.types;
@@ -203,6 +206,7 @@ async def start_nginx(
     access_log: bool = True,
     cpus: set[int] | None = None,
     scheme: str = "http",
+    worker_connections: int = 4096,
 ) -> Nginx:
     """Start nginx with `http(port)` as its http-context configuration, on a free port; return
     once it accepts connections. `cpus`: pin it (its workers inherit the affinity). `scheme`:
@@ -211,7 +215,14 @@ async def start_nginx(
     for attempt in range(START_ATTEMPTS):
         port = pick_free_port()
         conf = directory / "nginx.conf"
-        conf.write_text(main_conf(directory, http(port), access_log=access_log))
+        conf.write_text(
+            main_conf(
+                directory,
+                http(port),
+                access_log=access_log,
+                worker_connections=worker_connections,
+            )
+        )
         error_log = directory / "error.log"
         error_log.write_text("")
         (directory / "nginx.pid").unlink(missing_ok=True)
