@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from lms.accounts import service
-from lms.observability.logging import REDACTED, configure_logging
+from lms.observability.logging import REDACTED, configure_logging, info_line
 
 
 @pytest.fixture(autouse=True)
@@ -67,3 +67,23 @@ def test_a_library_record_is_redacted_too(capsys: pytest.CaptureFixture[str]) ->
         structlog.contextvars.clear_contextvars()
     logged = json.loads(capsys.readouterr().err)
     assert (logged["event"], logged["token"]) == ("connected", REDACTED)
+
+
+def test_an_access_line_has_the_shape_of_any_other_json_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("info", "json")
+    structlog.get_logger("lms.observability.requests").info("request", status=200, user_id=None)
+    info_line("lms.observability.requests")("request", status=200, user_id=None)
+    through_chain, written = map(json.loads, capsys.readouterr().err.splitlines())
+    assert through_chain.keys() == written.keys()
+    for line in (through_chain, written):
+        del line["timestamp"]
+    assert through_chain == written
+
+
+def test_access_lines_follow_a_later_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info", "json")
+    configure_logging("warning", "json")
+    info_line("lms.observability.requests")("request", status=200)
+    assert capsys.readouterr().err == ""
