@@ -14,8 +14,9 @@ The subscriber table is plain data on the trio thread, changed only by `subscrib
 exit of its `with` block), with no checkpoint in between, so there is no actor or lock around
 it. The transport is told of the first subscriber of a channel and of the last one leaving,
 and resubscribes everything itself after a reconnection; it then calls `rejoined`, and the
-Bus passes that on to every subscriber that asked for it (rooms publish their presence
-again: whatever other nodes missed while the link was down is replaced by the current state).
+Bus passes that on to every subscriber that asked for it: rooms tell their clients to resync
+(what other nodes published while the link was down may be lost, and no numbering here shows
+it) and publish their presence again, replacing what the other nodes missed.
 """
 
 from __future__ import annotations

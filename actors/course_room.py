@@ -67,7 +67,8 @@ class Heard:
 
 @dataclass(frozen=True, slots=True)
 class Rejoined:
-    """The link to the other nodes came back: exchange presence again."""
+    """The link to the other nodes came back: tell the members here to resync (events of
+    other nodes may have been lost meanwhile) and exchange presence again."""
 
 
 RoomMessage = Join | Leave | Watch | Heard | Rejoined
@@ -108,12 +109,17 @@ class CourseRoom:
         self._address = address
         self._bus = bus
         self._channel = course_channel(course_id)
-        self._state = RoomState(course_id, node, f"{node}-{secrets.token_hex(4)}", options)
+        self._node = node
+        self._state = RoomState(course_id, node, self._new_epoch(), options)
         # The same members as the state's, by connection id: the handles to send to.
         self._learners: dict[str, Connection] = {}
         self._instructors: dict[str, Connection] = {}
         self._cut = 0
         self._missed = 0
+        # Set by the Bus's callback, cleared by the room: a Rejoined that did not fit in a full
+        # mailbox must not be lost (its members would never hear of the hole), so the room
+        # also looks at this after every message it handles.
+        self._relinked = False
         self._log = log.bind(actor="course_room", course_id=course_id)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -131,6 +137,7 @@ class CourseRoom:
                     await trio.sleep_until(min(state.flush_at, state.refresh_at))
                     now = trio.current_time()
                     self._handle_queued(now)
+                    self._relink(now)
                     self._on_timer(now)
                     continue
                 with trio.move_on_at(state.refresh_at):
@@ -144,6 +151,7 @@ class CourseRoom:
                     now = trio.current_time()
                     self._handle(message, now)
                     self._handle_queued(now)
+                    self._relink(now)
                     continue
                 self._on_timer(trio.current_time())
 
@@ -189,7 +197,7 @@ class CourseRoom:
                 if moved is not None:
                     self._bus.publish(self._channel, moved)
             case Rejoined():
-                self._bus.publish(self._channel, self._state.query(), here=False)
+                self._relink(now)
 
     def _join(self, conn: Connection, since: Position | None, now: float) -> None:
         if not conn.open:
@@ -208,6 +216,18 @@ class CourseRoom:
             return
         del self._members(conn)[conn.peer.conn]
         self._bus.publish(self._channel, left)
+
+    def _relink(self, now: float) -> None:
+        if not self._relinked:
+            return
+        self._relinked = False
+        epoch = self._new_epoch()
+        self._log.info("room_resync", reason="link", epoch=epoch)
+        self._deliver(self._state.relink(epoch), now)
+        self._bus.publish(self._channel, self._state.query(), here=False)
+
+    def _new_epoch(self) -> str:
+        return f"{self._node}-{secrets.token_hex(4)}"
 
     def _on_timer(self, now: float) -> None:
         if now >= self._state.refresh_at:
@@ -248,7 +268,10 @@ class CourseRoom:
             pass  # retired: its subscription ends as soon as run() returns
 
     def _rejoined(self) -> None:
+        self._relinked = True
         try:
             self._address.tell_nowait(Rejoined())
-        except (MailboxFull, ActorStopped):
-            self._missed += 1
+        except MailboxFull:
+            pass  # the room is busy, so it wakes soon and finds `_relinked` set
+        except ActorStopped:
+            pass

@@ -24,6 +24,13 @@ missed from the history of its audience, or `resync` and a fresh snapshot when t
 longer reaches back or the epoch is not this room's (another node, a restarted room). A join
 flushes everything before answering (its own join included), so the answer is exact.
 
+Lost link: while the link to the other nodes was down, events of theirs may have been lost
+(published while this node was not subscribed, or dropped from a full queue), and nothing in
+this node's numbering shows it: its seq would go on from 22 to 23 over the hole. So when the
+link comes back, `relink` starts a new epoch (a client coming back later with a position of the
+old one gets `resync` too, as the history no longer holds everything) and tells every member
+here at once: `resync` (reason "link") and a fresh snapshot, after anything still pending.
+
 Presence: this node's members are kept by connection id; each other node's are replicated from
 its `Joined`/`Moved`/`Left` and replaced wholesale by its `PresenceSync`, whose differences
 become events. A node not heard from for three refresh periods is forgotten, and its members
@@ -239,6 +246,26 @@ class RoomState:
         answer.append(encode(Snapshot(self.course_id, self._epoch, self._seq, online, learners)))
         return answer
 
+    def relink(self, epoch: str) -> Delivery:
+        """The link to the other nodes came back: what was pending goes first, then the room
+        starts epoch `epoch` (an empty history) and every member here gets `resync` and a
+        snapshot, so nobody takes the numbering for a complete record of what happened."""
+        flushed = self.flush()
+        self._epoch = epoch
+        self._history = _History(self._options.history)
+        self._learner_history = _History(self._options.learner_history)
+        resync = encode(Resync(self.course_id, epoch, self._seq, "link"))
+        to_instructors = to_learners = None
+        if self._instructors:
+            snapshot = Snapshot(
+                self.course_id, epoch, self._seq, self._online(), list(self._progress.values())
+            )
+            to_instructors = batch([*_texts(flushed, True), resync, encode(snapshot)])
+        if self._learners:
+            snapshot = Snapshot(self.course_id, epoch, self._seq, [], [])
+            to_learners = batch([*_texts(flushed, False), resync, encode(snapshot)])
+        return Delivery(to_instructors, to_learners)
+
     # --- the course's channel -------------------------------------------------------------------
 
     def heard(self, message: LiveMessage, now: float) -> Delivery | PresenceSync | None:
@@ -378,3 +405,11 @@ class RoomState:
         for known in self._remote.values():
             online.extend(known.members.values())
         return online
+
+
+def _texts(delivery: Delivery | None, instructors: bool) -> list[str]:
+    """The text of `delivery` for one audience, as a list to put before others."""
+    if delivery is None:
+        return []
+    text = delivery.instructors if instructors else delivery.learners
+    return [] if text is None else [text]

@@ -9,7 +9,9 @@ Every frame is one JSON object in one text message, tagged by `type`. The protoc
 3. On a progress socket the client sends `subscribe`, with the `(epoch, seq)` of the last room
    event it saw when it reconnects. The server answers with the events missed, or with `resync`
    followed by a fresh `snapshot` when its history no longer reaches back (or the epoch is not
-   this room's: another node, or a restarted room).
+   this room's: another node, or a restarted room). `resync` (reason "link") and a snapshot
+   may also come unasked, at any time: the node's link to the other nodes was down and their
+   events in the meantime may be lost; the room goes on in a new epoch.
 4. Then either side sends at any time. Client: `progress` heartbeats (answered by `ack` once
    stored), `presence` (what I am watching), `announcement` (instructors), `ping`/`pong`.
    Server: `presence`, `progress`, `announcement`, `job` (room events, each with its epoch and
@@ -166,7 +168,9 @@ class Snapshot(Out, frozen=True, tag="snapshot"):
 
 
 class Resync(Out, frozen=True, tag="resync"):
-    """The missed events cannot be replayed; a `snapshot` follows."""
+    """The missed events cannot be replayed; a `snapshot` follows. `reason`: "epoch" (a
+    position of another room), "history" (no longer kept), "link" (sent unasked: events of
+    other nodes may have been lost while the link to them was down)."""
 
     course_id: int
     epoch: str

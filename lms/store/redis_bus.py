@@ -14,8 +14,9 @@ is a pub/sub connection plus a client for PUBLISH, and two jobs:
 
 While Redis is away, `publish` keeps queueing (bounded: the oldest message is dropped when
 full) and local delivery goes on without it. When the link is back, every channel is
-subscribed again, the queue is flushed, and `rejoined` tells the Bus, whose rooms then
-re-publish their presence for the others to replace what they missed.
+subscribed again, the queue is flushed, and `rejoined` tells the Bus, whose rooms then tell
+their clients to resync (what others published while this node was not subscribed is gone)
+and re-publish their presence for the others to replace what they missed.
 """
 
 from __future__ import annotations

@@ -156,6 +156,29 @@ def test_a_position_of_another_epoch_or_from_the_future_is_resynced() -> None:
     assert [frames(text)[0].get("reason") for text in ahead] == ["history", None]
 
 
+def test_after_the_link_to_other_nodes_comes_back_every_member_resyncs_in_a_new_epoch() -> None:
+    state = room()
+    state.join(TEACHER, None, now=0.0)
+    state.join(LEARNER, None, now=0.0)
+    before = state.seq
+    state.heard(job(1, "queued"), now=1.0)  # pending: goes out before the resync
+    delivery = state.relink("a-0002")
+    teacher, learner = frames(delivery.instructors), frames(delivery.learners)
+    assert [(f["type"], f.get("reason")) for f in teacher] == [
+        ("job", None),
+        ("resync", "link"),
+        ("snapshot", None),
+    ]
+    assert [f["type"] for f in learner] == ["resync", "snapshot"]
+    assert teacher[1]["epoch"] == teacher[2]["epoch"] == state.epoch == "a-0002"
+    assert teacher[1]["seq"] == before + 1 == state.seq
+    assert {m["conn"] for m in teacher[2]["online"]} == {TEACHER.conn, LEARNER.conn}
+    # A position from before the outage cannot be trusted to replay everything any more.
+    assert state.replay(Position(EPOCH, before), instructor=True) is None
+    state.heard(job(1, "running"), now=2.0)
+    assert [(f["epoch"], f["seq"]) for f in flushed(state)] == [("a-0002", before + 2)]
+
+
 def test_other_nodes_members_are_merged_with_this_nodes_in_the_snapshot() -> None:
     state = room()
     state.join(TEACHER, None, now=0.0)
