@@ -19,6 +19,7 @@ courses and users it has clients for.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 import trio
@@ -46,6 +47,10 @@ class RouterOptions:
     # clients), and a session its last connection.
     room_idle: float = 120.0
     session_idle: float = 30.0
+    # A user's sockets open at once on this node; the next is refused (LMS_MAX_SOCKETS_PER_USER).
+    max_sockets_per_user: int = 20
+    # How long attaching waits for the user's session to answer.
+    attach_timeout: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +111,20 @@ class LiveRouter:
 
     # --- what the edges do --------------------------------------------------------------------
 
-    async def attach(self, conn: Connection) -> None:
+    async def attach(self, conn: Connection) -> bool:
         """Give the connection to its user's session (every socket has one), and watch that it
-        stays alive."""
-        await self._sessions.tell(conn.peer.user_id, Attach(conn))
+        stays alive; False, and nothing done, when the user has `max_sockets_per_user` open
+        on this node already.
+
+        Raises:
+          AskTimeout, ActorStopped: the session did not answer.
+        """
+        attach = partial(Attach, conn)
+        timeout = self._options.attach_timeout
+        if not await self._sessions.ask(conn.peer.user_id, attach, timeout=timeout):
+            return False
         self._keepalive.watch(conn)
+        return True
 
     async def join(self, conn: Connection, since: Position | None = None) -> None:
         """Put a progress socket in its course's room; the room answers on the connection."""
@@ -161,7 +175,13 @@ class LiveRouter:
         )
 
     def _session(self, user_id: int, inbox: Inbox[SessionMessage]) -> UserSession:
-        return UserSession(user_id, inbox, self._sessions.get(user_id), bus=self._bus)
+        return UserSession(
+            user_id,
+            inbox,
+            self._sessions.get(user_id),
+            bus=self._bus,
+            max_connections=self._options.max_sockets_per_user,
+        )
 
     def _gave_up(self, error: SupervisorGaveUp) -> None:
         # One broken room must not stop the node: the supervisor has logged why; the next

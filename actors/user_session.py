@@ -24,14 +24,18 @@ from proto.live import Announced, LiveMessage, user_channel
 
 from .bus import Bus
 from .connection import Connection
-from .runtime import RETIRED, ActorStopped, Address, Inbox, MailboxFull
+from .runtime import RETIRED, ActorStopped, Address, Inbox, MailboxFull, Reply
 
 log = structlog.get_logger()
 
 
 @dataclass(frozen=True, slots=True)
 class Attach:
+    """Take `conn` on, if the user has fewer than the session's `max_connections` here; the
+    answer (when asked) says whether it was taken."""
+
     conn: Connection
+    reply: Reply[bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,7 @@ class UserSession:
         "_connections",
         "_cut",
         "_inbox",
+        "_max_connections",
         "_missed",
         "_pushed",
         "user_id",
@@ -86,11 +91,14 @@ class UserSession:
         address: Address[SessionMessage],
         *,
         bus: Bus,
+        max_connections: int = 20,
     ) -> None:
         self.user_id = user_id
         self._inbox = inbox
         self._address = address
         self._bus = bus
+        # Counted on this node: a user's sockets on other nodes have sessions of their own.
+        self._max_connections = max_connections
         self._connections: dict[str, Connection] = {}
         self._pushed = 0
         self._cut = 0
@@ -118,9 +126,12 @@ class UserSession:
 
     def _handle(self, message: SessionMessage) -> None:
         match message:
-            case Attach(conn):
-                if conn.open:
+            case Attach(conn, reply):
+                taken = len(self._connections) < self._max_connections
+                if taken and conn.open:
                     self._connections[conn.peer.conn] = conn
+                if reply is not None:
+                    reply.send(taken)
             case Detach(conn):
                 self._connections.pop(conn.peer.conn, None)
             case Heard(ProgressChanged() as event):

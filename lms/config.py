@@ -18,6 +18,12 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from lms.domain.client_address import Network, parse_networks
+from lms.domain.edge_limits import (
+    DEFAULT_EDGE_LIMITS,
+    EdgeLimits,
+    parse_edge_limits,
+    parse_limit,
+)
 from lms.domain.media_urls import MediaKey, derived_key, parse_keys
 from lms.domain.token_bucket import Limit
 from lms.mail.smtp_url import SmtpTarget, parse_smtp_url
@@ -112,6 +118,11 @@ class Settings:
     # Password reset requests: per e-mail address (the mail it sends), per client address.
     reset_limit_per_address: Limit = RESET_LIMIT_PER_ADDRESS
     reset_limit_per_ip: Limit = RESET_LIMIT_PER_IP
+    # The other limits at the edge (lms/domain/edge_limits.py), shared by the nodes through
+    # Redis when configured (lms/http/rate_limits.py).
+    rate_limits: EdgeLimits = DEFAULT_EDGE_LIMITS
+    # WebSockets open at once per user on one node; the next is closed with 4429.
+    max_sockets_per_user: int = 20
     # A unit of database work slower than this logs `slow_sql` (lms/store/database.py).
     slow_sql_ms: int = 200
 
@@ -228,10 +239,14 @@ class Settings:
             ),
             trusted_proxies=reader.parse("LMS_TRUSTED_PROXIES", (), parse_networks),
             reset_limit_per_address=reader.parse(
-                "LMS_RESET_LIMIT_PER_ADDRESS", cls.reset_limit_per_address, _limit
+                "LMS_RESET_LIMIT_PER_ADDRESS", cls.reset_limit_per_address, parse_limit
             ),
             reset_limit_per_ip=reader.parse(
-                "LMS_RESET_LIMIT_PER_IP", cls.reset_limit_per_ip, _limit
+                "LMS_RESET_LIMIT_PER_IP", cls.reset_limit_per_ip, parse_limit
+            ),
+            rate_limits=reader.parse("LMS_RATE_LIMITS", cls.rate_limits, parse_edge_limits),
+            max_sockets_per_user=reader.parse(
+                "LMS_MAX_SOCKETS_PER_USER", cls.max_sockets_per_user, _int_between(1, 10_000)
             ),
             slow_sql_ms=reader.parse(
                 "LMS_SLOW_SQL_MS", cls.slow_sql_ms, _int_between(1, 3_600_000)
@@ -327,18 +342,6 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def _limit(raw: str) -> Limit:
-    """`"5/3600"`: a burst of 5, refilled at 5 per 3600 seconds."""
-    count, _, seconds = raw.partition("/")
-    try:
-        capacity, period = int(count), float(seconds)
-    except ValueError:
-        raise ValueError("expected requests/seconds, such as 5/3600") from None
-    if not 1 <= capacity <= 1_000_000 or not 0 < period <= 366 * 86_400:
-        raise ValueError("expected 1 to 1000000 requests per 0 to 31622400 seconds")
-    return Limit(capacity, capacity / period)
 
 
 def _seconds(raw: str) -> float:

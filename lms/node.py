@@ -23,7 +23,7 @@ import structlog
 import trio
 
 from actors.bus import Bus
-from actors.live_router import LiveRouter
+from actors.live_router import LiveRouter, RouterOptions
 from actors.mailer import MailerHandle
 from actors.progress_writer import ProgressWrites, start_progress_writer
 from actors.runtime import Address, GiveUpHandler, Supervisor, SupervisorGaveUp
@@ -44,7 +44,7 @@ from lms.health import NodeHealth, media_volume, transcode_workers
 from lms.heap import settle_after_startup
 from lms.http import media_app
 from lms.http.app import create_app
-from lms.http.rate_limits import RateLimits
+from lms.http.rate_limits import RateLimits, open_rate_limits
 from lms.http.unread_body import UnreadBodyGuard
 from lms.http.wire import Services
 from lms.http.worker_metrics import serve_metrics
@@ -80,6 +80,8 @@ log = structlog.get_logger()
 
 # The longest any cached answer lives (and a tag's version in Redis); answers ask for less.
 CACHE_MAX_TTL = 3600.0
+# The largest request head (request line and headers) a node reads: browsers send a few KiB.
+MAX_HEADER_BYTES = 16 * 1024
 # The longest a starting node spends caching the busiest courses' analytics.
 WARM_UP_BUDGET = 60.0
 
@@ -212,9 +214,10 @@ async def serve(
                 bridge.open_bridge(),
                 open_store(settings) as store,
                 open_actors(settings, store, drain) as actors,
+                open_rate_limits(settings, store.db) as limits,
             ):
                 given_up = actors.given_up
-                services = _services(settings, store, actors)
+                services = _services(settings, store, actors, limits)
                 # Signed media requests never reach Quart (lms/http/media_app.py); a body
                 # nobody reads never stalls its connection (lms/http/unread_body.py); every
                 # request, media too, is logged and counted (lms/observability/requests.py).
@@ -429,7 +432,9 @@ async def _start_live(
         transport = RedisTransport(settings.redis_url, settings.node_id)
     bus = Bus(transport)
     await supervisor.start_child("bus", lambda: bus)
-    router = LiveRouter(settings.node_id, bus)
+    router = LiveRouter(
+        settings.node_id, bus, RouterOptions(max_sockets_per_user=settings.max_sockets_per_user)
+    )
     await nursery.start(router.run)
     return router, bus
 
@@ -487,7 +492,7 @@ def _node_metrics(settings: Settings, store: Store, actors: Actors) -> NodeMetri
     return metrics
 
 
-def _services(settings: Settings, store: Store, actors: Actors) -> Services:
+def _services(settings: Settings, store: Store, actors: Actors, limits: RateLimits) -> Services:
     issuer = TokenIssuer(
         settings.secret_key,
         access_ttl=settings.access_token_ttl,
@@ -512,7 +517,7 @@ def _services(settings: Settings, store: Store, actors: Actors) -> Services:
             store.db, unsubscribe_key(settings.secret_key), settings.public_origin
         ),
         password_resets=PasswordResets(store.db, actors.cache),
-        limits=RateLimits.in_memory(settings),
+        limits=limits,
         metrics=_node_metrics(settings, store, actors),
     )
 
@@ -524,6 +529,10 @@ def _hypercorn_config(settings: Settings) -> hypercorn.config.Config:
     config.backlog = 4096
     # A WebSocket frame larger than this is refused with close code 1009.
     config.websocket_max_message_size = MAX_FRAME_BYTES
+    # A request's head (request line and headers) larger than this is answered 431 and the
+    # connection closed (h11); HTTP/2 peers are told the same bound for their header lists.
+    config.h11_max_incomplete_size = MAX_HEADER_BYTES
+    config.h2_max_header_list_size = MAX_HEADER_BYTES
     config.graceful_timeout = settings.shutdown_grace
     config.accesslog = None
     config.errorlog = None

@@ -7,6 +7,7 @@ from quart_schema import tag
 
 from lms.domain.access import Principal
 from lms.http.wire import authenticated, json_body, respond, returns, services
+from proto.api import ErrorBody
 from proto.frames import Announcement
 from proto.live import AnnouncementCreate
 
@@ -18,7 +19,12 @@ blueprint = Blueprint("announcements", __name__, url_prefix="/api/v1/courses")
 @authenticated
 @json_body(AnnouncementCreate)
 @returns(Announcement, 201)
+@returns(ErrorBody, 429)
 async def announce(course_id: int, who: Principal, body: AnnouncementCreate) -> Response:
     """Send an announcement to every member of the course (the course's instructor or an
-    admin): live, on every node, to the room and to enrolled learners' other sockets."""
+    admin): live, on every node, to the room and to enrolled learners' other sockets. Limited
+    per account and per client (429 with Retry-After)."""
+    limits = services().limits
+    await limits.per_client(limits.announce_per_ip, "announcements from here")
+    await limits.per_user(limits.announce_per_user, who.user_id, "announcements from this account")
     return respond(await services().live.announce(who, course_id, body.text), 201)

@@ -28,8 +28,11 @@ blueprint = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 @json_body(RegisterRequest)
 @returns(User, 201)
 @returns(ErrorBody, 409)
+@returns(ErrorBody, 429)
 async def register(body: RegisterRequest) -> Response:
-    """Create a learner account."""
+    """Create a learner account. Limited per client (429 with Retry-After)."""
+    limits = services().limits
+    await limits.per_client(limits.register_per_ip, "sign-ups from here")
     return respond(await services().accounts.register(body), 201)
 
 
@@ -38,8 +41,14 @@ async def register(body: RegisterRequest) -> Response:
 @json_body(LoginRequest)
 @returns(TokenPair)
 @returns(ErrorBody, 401)
+@returns(ErrorBody, 429)
 async def login(body: LoginRequest) -> Response:
-    """Exchange e-mail and password for an access token and a refresh token."""
+    """Exchange e-mail and password for an access token and a refresh token. Limited per
+    address and per client (429 with Retry-After): a password is guessed one address at a
+    time, from anywhere."""
+    limits = services().limits
+    await limits.per_client(limits.login_per_ip, "log-in attempts from here")
+    await limit(limits.login_per_address, body.email.lower(), "log-in attempts for this address")
     return respond(await services().accounts.login(body))
 
 
@@ -48,8 +57,12 @@ async def login(body: LoginRequest) -> Response:
 @json_body(RefreshRequest)
 @returns(TokenPair)
 @returns(ErrorBody, 401)
+@returns(ErrorBody, 429)
 async def refresh(body: RefreshRequest) -> Response:
-    """Exchange a refresh token (usable once) for a new pair."""
+    """Exchange a refresh token (usable once) for a new pair. Limited per client (429 with
+    Retry-After)."""
+    limits = services().limits
+    await limits.per_client(limits.refresh_per_ip, "token refreshes from here")
     return respond(await services().accounts.refresh(body.refresh_token))
 
 
@@ -73,7 +86,7 @@ async def request_password_reset(body: PasswordResetRequest) -> Response:
     the same, and as quick, either way. Limited per address and per client (429 with
     Retry-After)."""
     limits = services().limits
-    await limit(limits.reset_per_ip, limits.client(), "password reset requests from here")
+    await limits.per_client(limits.reset_per_ip, "password reset requests from here")
     await limit(limits.reset_per_address, body.email.lower(), "password resets for this address")
     await services().password_resets.request(body.email)
     return respond(
@@ -96,6 +109,6 @@ async def confirm_password_reset(body: PasswordResetConfirm) -> Response:
     account. Refused: `reset_token_invalid` (400: unknown or altered, or for another `email`),
     `reset_token_used` (410), `reset_token_expired` (410, after an hour)."""
     limits = services().limits
-    await limit(limits.reset_per_ip, limits.client(), "password reset attempts from here")
+    await limits.per_client(limits.reset_per_ip, "password reset attempts from here")
     await services().password_resets.confirm(body)
     return no_content()

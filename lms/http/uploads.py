@@ -161,6 +161,7 @@ async def create_upload(who: Principal) -> Response:
     (a video content of a course you teach) and `filename`. 201 with `Location`; 413 over the
     size limit; 429 with too many unfinished uploads."""
     tus.check_version(request.headers.get("Tus-Resumable"))
+    await _count_upload(who)
     uploads = services().uploads
     length = tus.parse_length(request.headers.get("Upload-Length"), uploads.limits.max_bytes)
     target = tus.upload_target(tus.parse_metadata(request.headers.get("Upload-Metadata")))
@@ -218,6 +219,14 @@ async def terminate_upload(upload_id: Any, who: Principal) -> Response:
     return Response(b"", status=204)
 
 
+async def _count_upload(who: Principal) -> None:
+    """Count a new upload against the caller and their client address (429 with
+    Retry-After); appending to an upload is not counted."""
+    limits = services().limits
+    await limits.per_client(limits.upload_per_ip, "uploads from here")
+    await limits.per_user(limits.upload_per_user, who.user_id, "uploads from this account")
+
+
 def _multipart_limit(services: Services) -> int:
     return services.uploads.limits.max_bytes + MULTIPART_OVERHEAD
 
@@ -230,6 +239,7 @@ def _multipart_limit(services: Services) -> int:
 async def upload_video(course_id: int, content_id: int, who: Principal) -> Response:
     """Upload a small video in one request (multipart/form-data, field `file`); 202 with the
     transcode job. Large files should use tus, which survives a lost connection."""
+    await _count_upload(who)
     file = MultipartFile(request.body, request.headers.get("Content-Type"))
     job = await services().uploads.upload_file(who, course_id, content_id, file)
     return respond(job, 202)

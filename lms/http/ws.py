@@ -18,7 +18,7 @@ from quart.wrappers import Websocket
 from actors.connection import DEFAULT_KEEPALIVE, SLOW_CLIENT, Connection
 from actors.runtime import ActorError
 from lms.domain.access import Principal
-from lms.errors import LmsError
+from lms.errors import LmsError, RateLimited
 from lms.http.wire import Services, services
 from lms.store.database import StoreUnavailable
 from proto.frames import (
@@ -55,6 +55,9 @@ CLOSE_DEADLINE = 5.0
 UNSUPPORTED_DATA = 1003
 POLICY_VIOLATION = 1008
 TRY_LATER = 1013
+# An application's close code (4000-4999), after HTTP's 429: too many sockets open at once for
+# the account, or opened lately (the reason says which).
+TOO_MANY = 4429
 
 
 @blueprint.websocket("/api/v1/ws/notifications")
@@ -73,8 +76,10 @@ async def course_progress(course_id: int) -> None:
 
 async def _serve(course_id: int | None) -> None:
     ws: Websocket = websocket._get_current_object()  # type: ignore[attr-defined]
-    await ws.accept()
     svc = services()
+    # Before the handshake, so an address over its limit gets a plain 429 with Retry-After.
+    await svc.limits.per_client(svc.limits.socket_per_ip, "WebSocket connections from here")
+    await ws.accept()
     admitted = await _admit(ws, svc, course_id)
     if admitted is None:
         return
@@ -82,9 +87,13 @@ async def _serve(course_id: int | None) -> None:
     peer = conn.peer
     role = None if course_id is None else peer.role
     welcome = Welcome(PROTOCOL_VERSION, peer.user_id, peer.conn, conn.keepalive, course_id, role)
-    conn.offer(encode(welcome))
     try:
-        await svc.live.router.attach(conn)
+        if not await svc.live.router.attach(conn):
+            conn.close(TOO_MANY)
+            message = "too many connections open for this account here; close one first"
+            await _refuse(ws, "too_many_sockets", message, TOO_MANY)
+            return
+        conn.offer(encode(welcome))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_read, ws, svc, who, conn)
             await _write(ws, conn)
@@ -102,16 +111,21 @@ async def _admit(
     ws: Websocket, svc: Services, course_id: int | None
 ) -> tuple[Principal, Connection] | None:
     """Read and check the `auth` frame; on failure, say why and close with 1008 (1003 for a
-    binary frame, 1013 when access cannot be checked now)."""
+    binary frame, 1013 when access cannot be checked now, 4429 when the account opened too
+    many sockets lately)."""
     try:
         with trio.fail_after(AUTH_DEADLINE):
             auth = _auth_frame(await ws.receive())
         who = await svc.accounts.authenticate(auth.token)
+        limits = svc.limits
+        await limits.per_user(limits.socket_per_user, who.user_id, "WebSockets for this account")
         peer = await svc.live.peer(who, course_id, auth.device_id)
     except trio.TooSlowError:
         await _refuse(ws, "auth_timeout", f"send the auth frame within {AUTH_DEADLINE:g}s")
     except _Refused as refused:
         await _refuse(ws, refused.code, refused.message, refused.close)
+    except RateLimited as error:
+        await _refuse(ws, error.code, error.message, TOO_MANY)
     except LmsError as error:
         await _refuse(ws, error.code, error.message)
     except StoreUnavailable as exc:
