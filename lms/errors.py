@@ -10,6 +10,8 @@ from __future__ import annotations
 class LmsError(Exception):
     status: int = 400
     code: str = "bad_request"
+    # Seconds until a retry may succeed; the edge sends it as `Retry-After` when set.
+    retry_after: float | None = None
 
     def __init__(self, message: str, *, details: list[dict[str, str]] | None = None) -> None:
         super().__init__(message)
@@ -62,6 +64,18 @@ class RateLimited(TooManyRequests):
     request would be taken."""
 
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InsufficientStorage(LmsError):
+    """The media volume is full (or its quota spent): nothing more was stored. Not the
+    client's fault and not for good: the edge answers 507 with `Retry-After`."""
+
+    status = 507
+    code = "insufficient_storage"
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)

@@ -14,7 +14,7 @@ from quart import Quart, Response, has_request_context, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from actors.runtime import ActorError, AskTimeout
-from lms.errors import LmsError, RateLimited
+from lms.errors import LmsError
 from lms.http.wire import respond
 from lms.observability.sentry import report_request_error
 from lms.store.database import StoreUnavailable
@@ -41,7 +41,7 @@ async def on_lms_error(error: LmsError) -> Response:
     response = error_response(error.status, error.code, error.message, error.details)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(error, RateLimited):
+    if error.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     return response
 

@@ -168,14 +168,14 @@ class Uploads:
                 if window.offset - upload.upload_offset >= COMMIT_EVERY:
                     upload = await self._record(upload, out, window.offset)
         except BaseException as exc:
-            # Cut off (the client left, the node is stopping, the body stalled): keep what
-            # arrived, so the client resumes after it.
+            # Cut off (the client left, the node is stopping, the body stalled, the volume is
+            # full): keep what arrived and is on disk, so the client resumes after it.
             with trio.CancelScope(shield=True), trio.move_on_after(SALVAGE_TIMEOUT):
                 try:
-                    upload = await self._record(upload, out, window.offset)
+                    upload = await self._record(upload, out, out.offset)
                 except Exception as salvage:
                     log.warning("upload_salvage_failed", error=repr(salvage))
-            log.info("upload_cut_off", upload_id=upload.id, offset=window.offset, why=repr(exc))
+            log.info("upload_cut_off", upload_id=upload.id, offset=out.offset, why=repr(exc))
             raise
         upload = await self._record(upload, out, window.offset)
         if window.overflowed:

@@ -9,6 +9,11 @@ Finishing hard-links `<id>` to `<id>.part` before the database records completio
 client resuming an upload the database still calls unfinished appends to that same file.
 
 Writes run in threads (`trio.open_file`), so a slow disk never stalls the trio thread.
+
+A full volume (or a spent quota) raises `InsufficientStorage` (507, `Retry-After`) and never
+leaves a batch half-written: the `.part` is cut back to the last whole write, so the offset
+recorded after it names only bytes that are there, and the client resumes from it once there is
+room.
 """
 
 from __future__ import annotations
@@ -18,18 +23,25 @@ import errno
 import fcntl
 import io
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
 
-from lms.errors import LmsError
+from lms.errors import InsufficientStorage, LmsError
 
 if TYPE_CHECKING:
     # What trio.open_file returns: documented, but exported only from its private module.
     from trio._file_io import AsyncIOWrapper
+
+
+# The errors of a volume with no room left for what is being written.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+# What a client refused for want of space is told to wait: room comes back when an operator
+# frees some or grows the volume, not within seconds.
+NO_SPACE_RETRY_AFTER = 60.0
 
 
 class UploadBusy(LmsError):
@@ -37,19 +49,41 @@ class UploadBusy(LmsError):
     code = "upload_busy"
 
 
+@contextmanager
+def refused_when_full() -> Iterator[None]:
+    """Turn an OSError saying the volume is full into `InsufficientStorage`, whose message
+    names no server path (the OSError's does)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        raise InsufficientStorage(
+            "the server has no room for this upload now; retry later",
+            retry_after=NO_SPACE_RETRY_AFTER,
+        ) from exc
+
+
 class Appender:
     """Appends to one upload's `.part` file, batching small chunks into larger writes."""
 
     BATCH = 1 << 20
 
-    def __init__(self, file: AsyncIOWrapper[io.BufferedRandom]) -> None:
-        self._file = file
+    def __init__(self, file: AsyncIOWrapper[io.FileIO]) -> None:
+        self._file = file  # unbuffered: a failed write leaves nothing in a buffer to retry
         self._pending = bytearray()
+        self._written = 0  # the file's length: where the next write goes
+
+    @property
+    def offset(self) -> int:
+        """Where the upload stands once what was handed to `write` is flushed."""
+        return self._written + len(self._pending)
 
     async def start(self, offset: int) -> None:
         """Write from `offset` on, cutting off anything after it (bytes never acknowledged)."""
         await self._file.truncate(offset)
         await self._file.seek(offset)
+        self._written = offset
 
     async def write(self, data: bytes) -> None:
         self._pending += data
@@ -57,15 +91,30 @@ class Appender:
             await self.flush()
 
     async def flush(self) -> None:
-        if self._pending:
-            await self._file.write(bytes(self._pending))
+        """Write what is pending. A write the volume cannot take (full) is dropped whole and
+        the file cut back to where it stood, so `offset` names only bytes that are there."""
+        if not self._pending:
+            return
+        try:
+            with refused_when_full():
+                await self._write_all(bytes(self._pending))
+        except InsufficientStorage:
             self._pending.clear()
+            await self.start(self._written)  # shrinking a file needs no room
+            raise
+        self._written += len(self._pending)
+        self._pending.clear()
+
+    async def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # an unbuffered write may take only part (and fails on the next one)
+            view = view[await self._file.write(view) :]
 
     async def sync(self) -> None:
         """Everything written so far is on disk when this returns."""
         await self.flush()
-        await self._file.flush()
-        await trio.to_thread.run_sync(os.fsync, self._file.fileno())
+        with refused_when_full():  # a file system that allocates late says so here
+            await trio.to_thread.run_sync(os.fsync, self._file.fileno())
 
 
 class UploadFiles:
@@ -88,7 +137,8 @@ class UploadFiles:
             self._dir.mkdir(parents=True, exist_ok=True)
             self._part(upload_id).touch(exist_ok=False)
 
-        await trio.to_thread.run_sync(create)
+        with refused_when_full():
+            await trio.to_thread.run_sync(create)
 
     @asynccontextmanager
     async def appending(self, upload_id: str) -> AsyncIterator[Appender]:
@@ -98,7 +148,7 @@ class UploadFiles:
         volume, so two PATCHes to one upload never interleave; a second gets `UploadBusy`.
         Raises FileNotFoundError if the file is gone.
         """
-        async with await trio.open_file(self._part(upload_id), "r+b") as file:
+        async with await trio.open_file(self._part(upload_id), "r+b", buffering=0) as file:
             try:
                 fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -120,7 +170,8 @@ class UploadFiles:
                 os.fsync(written.fileno())
                 return os.fstat(written.fileno()).st_size
 
-        return await trio.to_thread.run_sync(make)
+        with refused_when_full():
+            return await trio.to_thread.run_sync(make)
 
     async def finish(self, upload_id: str) -> None:
         """Give the complete `.part` its final name too (idempotent)."""
