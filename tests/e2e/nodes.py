@@ -24,10 +24,27 @@ STOP_DEADLINE = 30.0
 CLI_DEADLINE = 60.0
 
 
+# Every test client comes from 127.0.0.1, where production sees an address per client (or per
+# NAT): the per-address limits are raised for test nodes, the per-account ones kept (the tests
+# of the limits set their own).
+LOOPBACK_RATE_LIMITS = ",".join(
+    f"{name}=20000/60"
+    for name in (
+        "login_per_ip",
+        "register_per_ip",
+        "refresh_per_ip",
+        "upload_per_ip",
+        "socket_per_ip",
+        "announce_per_ip",
+    )
+)
+
+
 def node_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     """The environment of a node: nothing inherited from LMS_* but what the test says."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LMS_")}
     env.update({"LMS_DATA_DIR": str(data_dir), "LMS_PORT": "0", "LMS_LOG_FORMAT": "json"})
+    env["LMS_RATE_LIMITS"] = LOOPBACK_RATE_LIMITS
     env.update(overrides)
     return env
 

@@ -13,6 +13,7 @@ import trio
 from lms import commands
 from lms.config import Settings
 from lms.node import serve
+from tests.e2e.nodes import LOOPBACK_RATE_LIMITS
 
 SECRET = "test-secret-" + "x" * 40
 PASSWORD = "correct horse battery"
@@ -43,6 +44,7 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
             "LMS_DB_POOL_MIN": "1",
             "LMS_DB_POOL_MAX": "4",
             "LMS_MAX_BODY_BYTES": str(64 * 1024),
+            "LMS_RATE_LIMITS": LOOPBACK_RATE_LIMITS,
         }
     )
 
