@@ -24,7 +24,13 @@ async def announce(course_id: int, who: Principal, body: AnnouncementCreate) -> 
     """Send an announcement to every member of the course (the course's instructor or an
     admin): live, on every node, to the room and to enrolled learners' other sockets. Limited
     per account and per client (429 with Retry-After)."""
+    await count_announcement(who)
+    return respond(await services().live.announce(who, course_id, body.text), 201)
+
+
+async def count_announcement(who: Principal) -> None:
+    """Count an announcement, made here or on a course's socket, against its author and their
+    client address (`RateLimited` past either limit)."""
     limits = services().limits
     await limits.per_client(limits.announce_per_ip, "announcements from here")
     await limits.per_user(limits.announce_per_user, who.user_id, "announcements from this account")
-    return respond(await services().live.announce(who, course_id, body.text), 201)

@@ -19,6 +19,7 @@ from actors.connection import DEFAULT_KEEPALIVE, SLOW_CLIENT, Connection
 from actors.runtime import ActorError
 from lms.domain.access import Principal
 from lms.errors import LmsError, RateLimited
+from lms.http.announcements import count_announcement
 from lms.http.wire import Services, services
 from lms.store.database import StoreUnavailable
 from proto.frames import (
@@ -256,6 +257,7 @@ async def _handle(
             await svc.live.router.watch(conn, content_id)
         case Announce(text, request_id) if course_id is not None:
             try:
+                await count_announcement(who)
                 # The socket was admitted with the role of that moment: someone demoted
                 # since (an admin who is not the course's owner) may no longer announce.
                 await svc.live.announce(await svc.accounts.current(who), course_id, text)
