@@ -8,10 +8,13 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
+import structlog
 import trio
 from trio_websocket import (
     ConnectionClosed,
@@ -26,11 +29,15 @@ from lms.domain.client_address import parse_networks
 from lms.domain.edge_limits import DEFAULT_EDGE_LIMITS, parse_edge_limits
 from lms.domain.token_bucket import Limit
 from lms.errors import RateLimited
-from lms.http.rate_limits import MemoryBuckets, limit
+from lms.http.rate_limits import FailOpenBuckets, MemoryBuckets, RedisOutage, limit
 from lms.node import serve
+from lms.store import bridge
+from lms.store.rate_buckets import RedisBuckets, close_client, redis_client
 from tests.live_client import NOTIFICATIONS, live_socket, ws_url
 from tests.lms.http.conftest import PASSWORD, Login, log_in, sign_up
 from tests.polling import eventually
+from tests.redis_restart import restart_redis
+from tests.services import start_redis
 
 
 class Clock:
@@ -80,6 +87,47 @@ async def test_an_empty_bucket_is_a_rate_limited_error_saying_when_to_retry() ->
     await limit(buckets, "a", "password reset requests")
     with pytest.raises(RateLimited, match="too many password reset requests; try again in 30 s"):
         await limit(buckets, "a", "password reset requests")
+
+
+async def test_with_redis_down_limits_fail_open_to_this_nodes_memory_then_go_back(
+    tmp_path: Path,
+) -> None:
+    """Redis down: each take is answered at once from the node's own bucket, still limited
+    (per node); for the retry window Redis is not asked at all; then it is used again. Logged
+    once down and once up."""
+    servers = [start_redis(tmp_path)]
+    try:
+        async with bridge.open_bridge():
+            client = redis_client(servers[0].url, timeout=0.2)
+            window = Clock()
+            per_minute = Limit(capacity=2, rate=2 / 60)
+            in_redis = RedisBuckets(client, per_minute, bucket="login_per_ip")
+            buckets = FailOpenBuckets(
+                in_redis, MemoryBuckets(per_minute), RedisOutage(retry_after=5.0, clock=window)
+            )
+            try:
+                assert await buckets.take("a") == 0.0
+                await trio.to_thread.run_sync(servers[0].stop)
+                with structlog.testing.capture_logs() as logs:
+                    with trio.fail_after(1.0):
+                        waits = [await buckets.take("a") for _ in range(3)]
+                    assert waits[:2] == [0.0, 0.0]  # this node's own bucket, full
+                    assert waits[2] == pytest.approx(30.0, abs=1.0)
+                    servers.append(await trio.to_thread.run_sync(restart_redis, servers[0]))
+                    assert await buckets.take("b") == 0.0  # within the window: memory
+                    with redis.Redis.from_url(servers[-1].url) as raw:
+                        assert not raw.exists(in_redis.key("b"))
+                        window.now += 5.0
+                        assert await buckets.take("b") == 0.0
+                        assert raw.exists(in_redis.key("b"))  # Redis's bucket again
+                assert [entry["event"] for entry in logs] == [
+                    "rate_limits_redis_down",
+                    "rate_limits_redis_up",
+                ]
+            finally:
+                await close_client(client)
+    finally:
+        servers[-1].stop()
 
 
 # --- on a real node: every limited door answers 429 with Retry-After --------------------------
