@@ -97,3 +97,26 @@ async def test_a_forgotten_connection_is_left_alone(
     assert conn.open
     assert await taken(conn) == []
     assert keepalive.watched == 0
+
+
+async def test_a_pause_of_the_whole_node_is_not_counted_as_the_clients_silence(
+    keepalive: KeepAlive, autojump_clock: trio.testing.MockClock
+) -> None:
+    talks, dead = connection(1, keepalive=1), connection(2, keepalive=1)
+    keepalive.watch(talks)
+    keepalive.watch(dead)
+    await trio.sleep(0.5)
+    talks.heard()
+    dead.heard()
+    autojump_clock.jump(5)  # the node stops for 5 s (SIGSTOP, a VM stall): nobody is heard
+    await trio.sleep(TICK)
+    assert keepalive.stalls == 1
+    assert talks.open
+    assert dead.open
+    await trio.sleep(1)  # one keep-alive of awake time: both pinged, neither cut
+    assert await taken(talks) == ["ping"]
+    assert await taken(dead) == ["ping"]
+    talks.heard()  # its pong
+    await trio.sleep(1 + 2 * TICK)
+    assert talks.open
+    assert dead.close_code == KEEPALIVE_TIMEOUT  # silent two periods while the node was awake
