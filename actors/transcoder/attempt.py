@@ -101,7 +101,7 @@ class Attempt:
         except OSError as exc:
             # The media volume, not the input, is at fault (full, unmounted): another attempt,
             # perhaps on another machine, may succeed.
-            await self._settle(Crashed(f"media volume error: {exc}"))
+            await self._settle(Crashed(f"media volume error: {exc.strerror or type(exc).__name__}"))
         finally:
             if not self._settled:
                 with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT):
@@ -176,7 +176,9 @@ class Attempt:
             await self._publish(outcome)
             return
         retryable = isinstance(outcome, Crashed)
-        view = await self._ctx.queue.fail(self._lease, outcome.reason, retryable=retryable)
+        # Instructors and admins read the reason: it names no server path.
+        reason = self._ctx.volume.redacted(outcome.reason)
+        view = await self._ctx.queue.fail(self._lease, reason, retryable=retryable)
         if isinstance(view, LeaseStatus):
             await self._fenced_out(view)
             return

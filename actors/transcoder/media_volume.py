@@ -23,6 +23,11 @@ class MediaVolume:
     def path(self, relative: str) -> Path:
         return self.root / relative
 
+    def redacted(self, text: str) -> str:
+        """`text` (an error a person reads) with the volume's own paths made relative to it:
+        where the volume is mounted on this server is nobody else's business."""
+        return text.replace(f"{self.root}/", "").replace(str(self.root), "the media volume")
+
     @staticmethod
     def workdir(lease_id: str) -> str:
         return f"work/{lease_id}"

@@ -11,6 +11,8 @@
     running   -> cancelled   cancelled, or replaced (its worker is stopped)
     failed    -> queued      retried by a person, with fresh attempts
     cancelled -> queued      retried by a person, with fresh attempts
+
+A job queued again after a crash is claimed only once its `retry_delay` has passed.
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ def after_failed_attempt(attempts: int, max_attempts: int, *, retryable: bool) -
     """Where a running job goes when its attempt fails: back to the queue while attempts are
     left and another attempt could succeed (a crash, a lost worker), else failed for good."""
     return JobState.QUEUED if retryable and attempts < max_attempts else JobState.FAILED
+
+
+# A crash's cause (a full volume, a short memory) needs time to clear; doubling the wait spreads
+# the attempts a job has over minutes rather than seconds.
+RETRY_BASE_SECONDS = 2.0
+RETRY_MAX_SECONDS = 600.0
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds a job waits, after its `attempts`-th attempt crashed, before it may be claimed."""
+    return min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
 
 
 def status_of(state: JobState, stage: str | None) -> JobStatus:

@@ -21,7 +21,13 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import msgspec
 
-from lms.domain.jobs import after_failed_attempt, check_move, check_retry, status_of
+from lms.domain.jobs import (
+    after_failed_attempt,
+    check_move,
+    check_retry,
+    retry_delay,
+    status_of,
+)
 from lms.store import digests
 from proto.jobs import (
     ClaimedJob,
@@ -174,14 +180,16 @@ async def claim(
     lease_seconds: float,
     workdir: str,
 ) -> ClaimedJob | None:
-    """Start an attempt at the oldest queued job, or return None when the queue is empty.
+    """Start an attempt at the oldest queued job whose retry delay (after a crash) has passed,
+    or return None when there is none.
 
     `lease_id` and `workdir` (where this attempt writes) are chosen by the worker.
     """
     row = await conn.fetchrow(
         """
         WITH next AS (
-            SELECT id, workdir FROM jobs WHERE state = 'queued'
+            SELECT id, workdir FROM jobs
+            WHERE state = 'queued' AND (retry_at IS NULL OR retry_at <= now())
             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
         )
         UPDATE jobs j SET
@@ -189,7 +197,7 @@ async def claim(
             lease_until = now() + make_interval(secs => $2), worker_id = $3, node_id = $4,
             heartbeat_at = now(), started_at = now(), stage = 'probing', progress = 0,
             eta_seconds = NULL, renditions = '[]', workdir = $5, error = NULL,
-            finished_at = NULL, updated_at = now()
+            finished_at = NULL, retry_at = NULL, updated_at = now()
         FROM next WHERE j.id = next.id
         RETURNING j.*, next.workdir AS stale_workdir,
             (SELECT course_id FROM contents c WHERE c.id = j.content_id) AS course_id,
@@ -320,14 +328,16 @@ async def complete(
 async def fail_attempt(
     conn: asyncpg.Connection, lease: Lease, reason: str, *, retryable: bool
 ) -> JobView | LeaseStatus:
-    """End the attempt: back to the queue if `retryable` and attempts are left, else failed.
-    When the caller no longer holds the lease, write nothing and say why."""
+    """End the attempt: back to the queue if `retryable` and attempts are left (claimable
+    after its `retry_delay`), else failed. When the caller no longer holds the lease, write
+    nothing and say why."""
     row = await _job(conn, lease.job_id, lock=True)
     if row is None or not _holds(row, lease):
         return _not_held(row)
     new = after_failed_attempt(row["attempts"], row["max_attempts"], retryable=retryable)
     check_move(lease.job_id, JobState.RUNNING, new)
-    await _end_attempt(conn, lease.job_id, new, reason)
+    retry_in = retry_delay(row["attempts"]) if new is JobState.QUEUED else None
+    await _end_attempt(conn, lease.job_id, new, reason, retry_in=retry_in)
     await conn.execute("UPDATE workers SET job_id = NULL WHERE id = $1", lease.worker_id)
     return job_view(await _job(conn, lease.job_id))
 
@@ -361,6 +371,7 @@ async def _end_attempt(
     error: str | None,
     *,
     uncount: bool = False,
+    retry_in: float | None = None,
 ) -> None:
     # The attempt's workdir stays recorded: the next claim hands it over for removal.
     await conn.execute(
@@ -368,13 +379,15 @@ async def _end_attempt(
         UPDATE jobs SET state = $2, error = coalesce($3, error), stage = NULL,
             eta_seconds = NULL, lease_until = NULL, renditions = '[]',
             attempts = attempts - $4,
-            finished_at = CASE WHEN $2 = 'queued' THEN NULL ELSE now() END, updated_at = now()
+            finished_at = CASE WHEN $2 = 'queued' THEN NULL ELSE now() END,
+            retry_at = now() + make_interval(secs => $5), updated_at = now()
         WHERE id = $1
         """,
         job_id,
         new.value,
         error,
         1 if uncount else 0,
+        retry_in,
     )
 
 
@@ -438,7 +451,7 @@ async def retry(conn: asyncpg.Connection, job_id: int) -> JobView | None:
     await conn.execute(
         """
         UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, progress = 0,
-            finished_at = NULL, updated_at = now()
+            finished_at = NULL, retry_at = NULL, updated_at = now()
         WHERE id = $1
         """,
         job_id,

@@ -11,6 +11,7 @@ from lms.domain.jobs import (
     after_failed_attempt,
     check_move,
     check_retry,
+    retry_delay,
     status_of,
 )
 from proto.jobs import JobState, JobStatus
@@ -64,6 +65,11 @@ def test_a_failed_attempt_is_retried_only_while_attempts_are_left_and_it_could_s
     attempts: int, max_attempts: int, retryable: bool, expected: JobState
 ) -> None:
     assert after_failed_attempt(attempts, max_attempts, retryable=retryable) is expected
+
+
+def test_a_crashed_job_waits_longer_after_each_crash_up_to_ten_minutes() -> None:
+    assert [retry_delay(n) for n in range(1, 5)] == [2.0, 4.0, 8.0, 16.0]
+    assert retry_delay(30) == retry_delay(1000) == 600.0
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 import trio
 
-from lms.domain.jobs import IllegalMove
+from lms.domain.jobs import IllegalMove, retry_delay
 from lms.store import jobs as store
 from lms.store.database import Database
 from lms.store.videos import video_record
@@ -133,6 +133,12 @@ async def test_crashes_are_retried_until_the_attempts_run_out(database_url: str)
         first = await claim(db)
         view = await db.transaction(store.fail_attempt, first.lease, "crashed", retryable=True)
         assert (view.state, view.attempts, view.error) == (JobState.QUEUED, 1, "crashed")
+        assert await claim(db) is None  # not before its retry delay
+        [waits] = await db.transaction(
+            lambda conn: conn.fetch("SELECT retry_at - now() AS left FROM jobs")
+        )
+        assert waits["left"].total_seconds() == pytest.approx(retry_delay(1), abs=0.5)
+        await db.transaction(lambda conn: conn.execute("UPDATE jobs SET retry_at = now()"))
         second = await claim(db)
         assert second.attempt == 2
         view = await db.transaction(store.fail_attempt, second.lease, "again", retryable=True)
