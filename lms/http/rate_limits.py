@@ -95,12 +95,13 @@ class RedisOutage:
     timeout); then the next take tries Redis again. Logs once when Redis fails and once when
     it answers again."""
 
-    def __init__(self, retry_after: float = 5.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, retry_after: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._retry_after = retry_after
         self._clock = clock
         self._down = False
         self._retry_at = 0.0
-        self.outages = 0
 
     def skipping(self) -> bool:
         return self._down and self._clock() < self._retry_at
@@ -109,7 +110,6 @@ class RedisOutage:
         self._retry_at = self._clock() + self._retry_after
         if not self._down:
             self._down = True
-            self.outages += 1
             log.warning("rate_limits_redis_down", error=str(error), limits="per node")
 
     def answered(self) -> None:
@@ -144,7 +144,7 @@ class FailOpenBuckets:
         return await self._local.take(key)
 
 
-def memory_buckets(_: str, limit: Limit) -> BucketStore:
+def _memory_buckets(_: str, limit: Limit) -> BucketStore:
     return MemoryBuckets(limit)
 
 
@@ -172,7 +172,7 @@ class RateLimits:
     trusted_proxies: tuple[Network, ...]
 
     @classmethod
-    def build(cls, settings: Settings, buckets: Buckets = memory_buckets) -> RateLimits:
+    def build(cls, settings: Settings, buckets: Buckets = _memory_buckets) -> RateLimits:
         """The limits `settings` name, each in the store `buckets` makes for it (this node's
         memory by default)."""
         limits = {
