@@ -67,6 +67,9 @@ class Settings:
     access_token_ttl: int = 900
     refresh_token_ttl: int = 14 * 24 * 3600
     max_body_bytes: int = 1 << 20
+    # Seconds a request body may take: a small one to arrive whole, a streamed one between two
+    # pieces; then 408 and the connection closed (lms/http/unread_body.py).
+    body_timeout: int = 30
     log_level: str = "info"
     log_format: str = "console"
     # One access line per HTTP request and per WebSocket's open and close.
@@ -191,6 +194,7 @@ class Settings:
             max_body_bytes=reader.parse(
                 "LMS_MAX_BODY_BYTES", cls.max_body_bytes, _int_between(1024, 1 << 30)
             ),
+            body_timeout=reader.parse("LMS_BODY_TIMEOUT", cls.body_timeout, _int_between(1, 3600)),
             log_level=reader.parse(
                 "LMS_LOG_LEVEL", cls.log_level, _choice("debug", "info", "warning", "error")
             ),

@@ -226,7 +226,8 @@ async def serve(
                         media_app.wrap(
                             create_app(services, max_body_bytes=settings.max_body_bytes),
                             settings,
-                        )
+                        ),
+                        body_timeout=settings.body_timeout,
                     ),
                     access_log=settings.access_log,
                     metrics=settings.metrics_enabled,

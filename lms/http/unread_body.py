@@ -11,22 +11,43 @@ the headers by a millisecond (tests/lms/http/test_unread_body.py). So:
 - a larger or chunked body (uploads, which their handlers read as it streams) is passed through;
   an answer that starts before it has been received in full says `Connection: close`, which is
   what HTTP offers for it: the connection ends after the answer and the client opens a new one.
+
+Slow bodies: Hypercorn cuts a request whose head trickles in (its keep-alive timeout, 5 s) but
+has no deadline once the head is in, so a client that declares a body and sends it a byte at a
+time, or never, held its socket as long as it liked (Quart's own body timeout answered 408 and
+left the connection open). Here every body has `body_timeout` seconds: a small one to arrive
+whole (it is at most 64 KiB), a streamed one between any two of its pieces (as nginx's
+`client_body_timeout`: an upload may take hours, but not stall). Past it the app is told the
+client left (an upload keeps what arrived), the client is answered 408 if nothing was answered
+yet, and the connection is closed: the answer says `Connection: close`, and Hypercorn closes a
+connection whose request did not end.
 """
 
 from __future__ import annotations
 
+import math
+
+import trio
+
+import proto
 from lms.http.asgi import ASGIApp, Message, Receive, Scope, Send
+from proto.api import ErrorBody, ErrorDetail
 
 READ_FIRST_BYTES = 64 * 1024
 _CLOSE = (b"connection", b"close")
+_GONE: Message = {"type": "http.disconnect"}
 
 
 class UnreadBodyGuard:
-    """ASGI: `inner`, with small bodies received before it runs and `Connection: close` on an
-    answer that overtakes a large one."""
+    """ASGI: `inner`, with small bodies received before it runs, `Connection: close` on an
+    answer that overtakes a large one, and a 408 and a closed connection for a body that does
+    not arrive within `body_timeout` seconds (see the module's docstring)."""
 
-    def __init__(self, inner: ASGIApp) -> None:
+    def __init__(self, inner: ASGIApp, *, body_timeout: float) -> None:
         self._inner = inner
+        self._body_timeout = body_timeout
+        message = f"the request body did not arrive within {body_timeout:g} s"
+        self._too_slow = proto.encode(ErrorBody(ErrorDetail("body_timeout", message)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -34,26 +55,52 @@ class UnreadBodyGuard:
             return
         length = _content_length(scope)
         if length is not None and length <= READ_FIRST_BYTES:
-            await self._inner(scope, await _received_first(receive, length), send)
+            replay = None
+            with trio.move_on_after(self._body_timeout):
+                replay = await _received_first(receive, length)
+            if replay is None:
+                await self._answer_too_slow(send)
+            else:
+                await self._inner(scope, replay, send)
         else:
             await self._close_if_overtaken(scope, receive, send)
 
     async def _close_if_overtaken(self, scope: Scope, receive: Receive, send: Send) -> None:
-        received = False
+        received = timed_out = answered = False
 
         async def receive_watched() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                received = True
-            return message
+            nonlocal received, timed_out
+            if timed_out:
+                return _GONE
+            # Once the body is in, the app only listens for the client leaving: no deadline.
+            with trio.move_on_after(math.inf if received else self._body_timeout):
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    received = True
+                return message
+            timed_out = True
+            return _GONE  # to the app, as if the client had left: an upload keeps what came
 
         async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start" and not received:
-                message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = True
+                if not received:
+                    message = {**message, "headers": [*message.get("headers", ()), _CLOSE]}
             await send(message)
 
         await self._inner(scope, receive_watched, send_closing)
+        if timed_out and not answered:
+            await self._answer_too_slow(send)
+
+    async def _answer_too_slow(self, send: Send) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self._too_slow)).encode()),
+            _CLOSE,
+        ]
+        await send({"type": "http.response.start", "status": 408, "headers": headers})
+        await send({"type": "http.response.body", "body": self._too_slow})
 
 
 def _content_length(scope: Scope) -> int | None:
