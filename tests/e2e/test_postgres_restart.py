@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
+from tests.honest_player import Playhead, covered
 from tests.lms.http.conftest import Login, log_in, sign_up
 from tests.lms.http.test_progress import PROGRESS, Course, enrol, make_course
 from tests.polling import eventually
@@ -41,13 +42,13 @@ RETRY_PAUSE = 0.05
 
 @dataclass
 class Ledger:
-    """What the clients saw: each answer's phase, status and time, and the acknowledged
-    segments per player."""
+    """What the clients saw: each answer's phase, status and time, and each player's playhead
+    (its acknowledged segments)."""
 
     phase: str = "before"
     answers: list[tuple[str, str, int, float]] = field(default_factory=list)
     refusals: list[dict] = field(default_factory=list)
-    acknowledged: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
+    players: dict[int, Playhead] = field(default_factory=dict)
     done: bool = False
 
     def seen(self, phase: str, kind: str, status: int) -> int:
@@ -85,16 +86,13 @@ async def ask(ledger: Ledger, kind: str, request: httpx.Request, api: httpx.Asyn
 
 
 async def play(api: httpx.AsyncClient, ledger: Ledger, player: Login, video: int) -> None:
-    """Heartbeat one new second every time; a refused one is sent again after a pause."""
-    acknowledged = ledger.acknowledged.setdefault(player.user_id, [])
-    second = 0
+    """Heartbeat back to back what played since; after a refusal, pause, then claim again."""
+    playhead = ledger.players[player.user_id] = Playhead()
     while not ledger.done:
-        segment = (float(second), second + 1.0)
-        body = {"content_id": video, "position": second + 1.0, "played": [segment]}
+        body = await playhead.next_heartbeat(video)
         request = api.build_request("POST", PROGRESS, json=body, headers=player.auth)
         if await ask(ledger, "heartbeat", request, api) == 200:
-            acknowledged.append(segment)
-            second += 2  # disjoint segments: each stays its own interval in the stored row
+            playhead.acknowledge(body)
         else:
             await trio.sleep(RETRY_PAUSE)
 
@@ -115,10 +113,6 @@ async def stored_segments(dsn: str, video: int) -> dict[int, list[tuple[float, f
 async def until(condition: Callable[[], object]) -> None:
     """Return once `condition()` holds (the clients' tasks change what it reads)."""
     await eventually(trio.lowlevel.checkpoint, lambda _: bool(condition()))
-
-
-def covered(segment: tuple[float, float], stored: list[tuple[float, float]]) -> bool:
-    return any(start <= segment[0] and segment[1] <= end for start, end in stored)
 
 
 async def test_requests_get_a_quick_503_while_postgres_restarts_and_no_acknowledged_beat_is_lost(
@@ -184,5 +178,5 @@ async def test_requests_get_a_quick_503_while_postgres_restarts_and_no_acknowled
     assert recovery < RECOVERY
     assert {r["error"]["code"] for r in ledger.refusals} <= {"unavailable", "database_unavailable"}
     for player in players:
-        mine = ledger.acknowledged[player.user_id]
+        mine = ledger.players[player.user_id].acknowledged
         assert [s for s in mine if not covered(s, stored[player.user_id])] == []
