@@ -106,3 +106,18 @@ vendor-hls:
 
 vendor-uplot:
 	$(call vendor_npm,uplot,$(UPLOT_VERSION),$(UPLOT_DIR),$(UPLOT_FILES))
+
+# The common passwords lms/accounts/password_rules.py refuses: SecLists' top 100,000 (MIT), from
+# a pinned commit, gzipped beside the module with the licence. Bump the commit, run this, and
+# commit both files.
+SECLISTS_COMMIT := 4f84b3c29b5f2192cc82ccdeaf655f0c5f0ab547
+SECLISTS_RAW := https://raw.githubusercontent.com/danielmiessler/SecLists/$(SECLISTS_COMMIT)
+COMMON_PASSWORDS := lms/accounts/common-passwords
+
+.PHONY: vendor-passwords
+vendor-passwords:
+	curl -fsSL -o $(COMMON_PASSWORDS).txt.part \
+	  "$(SECLISTS_RAW)/Passwords/Common-Credentials/10-million-password-list-top-100000.txt"
+	curl -fsSL -o $(COMMON_PASSWORDS).LICENSE "$(SECLISTS_RAW)/LICENSE"
+	gzip -9n < $(COMMON_PASSWORDS).txt.part > $(COMMON_PASSWORDS).txt.gz
+	rm $(COMMON_PASSWORDS).txt.part

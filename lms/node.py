@@ -503,7 +503,7 @@ def _services(settings: Settings, store: Store, actors: Actors, limits: RateLimi
         store.db, actors.publish, actors.transcoder, lease_seconds=settings.job_lease_seconds
     )
     return Services(
-        accounts=Accounts(store.db, issuer, actors.cache),
+        accounts=Accounts(store.db, issuer, actors.cache, actors.mailer.nudge),
         catalog=Catalog(store.db, actors.cache),
         health=build_health(settings, store, actors),
         live=LiveService(store.db, actors.live),
@@ -517,7 +517,7 @@ def _services(settings: Settings, store: Store, actors: Actors, limits: RateLimi
         notifications=Notifications(
             store.db, unsubscribe_key(settings.secret_key), settings.public_origin
         ),
-        password_resets=PasswordResets(store.db, actors.cache),
+        password_resets=PasswordResets(store.db, actors.cache, actors.mailer.nudge),
         limits=limits,
         metrics=_node_metrics(settings, store, actors),
     )

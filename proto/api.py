@@ -22,7 +22,9 @@ Email = Annotated[
         description="An e-mail address; compared case-insensitively.",
     ),
 ]
-Password = Annotated[str, Meta(min_length=8, max_length=256)]
+# Also the shortest lms/accounts/password_rules.py accepts (it refuses weak ones past it).
+PASSWORD_MIN_LENGTH = 8
+Password = Annotated[str, Meta(min_length=PASSWORD_MIN_LENGTH, max_length=256)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Title = Annotated[str, Meta(min_length=1, max_length=300)]
 Description = Annotated[str, Meta(max_length=20_000)]
@@ -68,6 +70,17 @@ class RegisterRequest(Request, frozen=True):
     email: Email
     password: Password
     name: Name
+
+
+class Registered(Response, frozen=True):
+    """The answer to a registration, the same whether or not the address already had an
+    account, so that it tells nobody who has one: a new account can log in at once (its id is
+    `GET /api/v1/users/me`'s); the owner of an existing one is mailed that someone tried, and
+    their account is unchanged."""
+
+    email: str
+    name: str
+    message: str
 
 
 class LoginRequest(Request, frozen=True):

@@ -17,16 +17,26 @@ import zoneinfo
 
 import structlog
 
+from lms.accounts.password_rules import refuse_weak
 from lms.accounts.passwords import hash_password, needs_rehash, verify_password
 from lms.accounts.tokens import TokenIssuer
 from lms.analytics import tags
 from lms.cache.cache import Cache
 from lms.domain.access import Principal, Standing, may_edit_user
-from lms.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from lms.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from lms.mail.nudge import Nudge, nudge_mailer
 from lms.store import users
 from lms.store.database import Database
 from lms.store.rows import changes
-from proto.api import LoginRequest, RegisterRequest, Role, TokenPair, User, UserPatch
+from proto.api import (
+    LoginRequest,
+    Registered,
+    RegisterRequest,
+    Role,
+    TokenPair,
+    User,
+    UserPatch,
+)
 
 log = structlog.get_logger()
 
@@ -42,23 +52,41 @@ ACCOUNT_TTL = 30.0
 # later reuse is still a replay, and a logout still ends the family).
 REFRESH_REUSE_GRACE = 30.0
 
+REGISTERED = (
+    "if this address had no account, it has one now: log in with it; if it had one, its "
+    "owner has been told by mail, and the account is unchanged"
+)
+
 
 class Accounts:
-    def __init__(self, db: Database, issuer: TokenIssuer, cache: Cache) -> None:
+    def __init__(self, db: Database, issuer: TokenIssuer, cache: Cache, nudge: Nudge) -> None:
+        """`nudge` tells this node's Mailer that mail was enqueued."""
         self._db = db
         self._issuer = issuer
         self._cache = cache
+        self._nudge = nudge
 
-    async def register(self, request: RegisterRequest) -> User:
+    async def register(self, request: RegisterRequest) -> Registered:
+        """Create a learner account with a welcome mail or, when the address has an account
+        already, mail its owner that someone tried (at most daily, `users.register`).
+
+        The answer is the same either way, after the same work (the password is checked and
+        hashed before the address is looked at), so neither it nor its time tells who has an
+        account. Raises `WeakPassword` (422) for a password too easy to guess, whoever asks.
+        """
+        refuse_weak(request.password, request.email)
         password_hash = await hash_password(request.password)
+        name = request.name.strip()
         user = await self._db.transaction(
-            users.register, request.email, request.name.strip(), password_hash, Role.LEARNER
+            users.register, request.email, name, password_hash, Role.LEARNER
         )
         if user is None:
-            raise Conflict("an account with this e-mail address already exists")
-        await self._cache.invalidate(tags.PLATFORM)
-        log.info("user_registered", user_id=user.id)
-        return user
+            log.info("registration_for_taken_address")
+        else:
+            await self._cache.invalidate(tags.PLATFORM)
+            log.info("user_registered", user_id=user.id)
+        await nudge_mailer(self._nudge)
+        return Registered(email=request.email, name=name, message=REGISTERED)
 
     async def login(self, request: LoginRequest) -> TokenPair:
         found = await self._db.transaction(users.credentials, request.email)

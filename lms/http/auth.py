@@ -15,9 +15,9 @@ from proto.api import (
     PasswordResetRequest,
     PasswordResetRequested,
     RefreshRequest,
+    Registered,
     RegisterRequest,
     TokenPair,
-    User,
 )
 
 blueprint = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
@@ -26,14 +26,18 @@ blueprint = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
 @blueprint.post("/register")
 @tag(["auth"])
 @json_body(RegisterRequest)
-@returns(User, 201)
-@returns(ErrorBody, 409)
+@returns(Registered, 202)
+@returns(ErrorBody, 422)
 @returns(ErrorBody, 429)
 async def register(body: RegisterRequest) -> Response:
-    """Create a learner account. Limited per client (429 with Retry-After)."""
+    """Create a learner account, who logs in next (their id is `GET /api/v1/users/me`'s). For
+    an address that has an account already the answer is the same, as quick, and its owner
+    is mailed instead: who has an account is not revealed. A password too easy to guess
+    (too short, common, a run such as `abcdefgh`, the address itself) is refused with 422
+    `weak_password` saying why. Limited per client (429 with Retry-After)."""
     limits = services().limits
     await limits.per_client(limits.register_per_ip, "sign-ups from here")
-    return respond(await services().accounts.register(body), 201)
+    return respond(await services().accounts.register(body), 202)
 
 
 @blueprint.post("/login")
@@ -103,11 +107,13 @@ async def request_password_reset(body: PasswordResetRequest) -> Response:
 @json_body(PasswordResetConfirm)
 @returns(ErrorBody, 400)
 @returns(ErrorBody, 410)
+@returns(ErrorBody, 422)
 @returns(ErrorBody, 429)
 async def confirm_password_reset(body: PasswordResetConfirm) -> Response:
     """Set a new password with the token from a reset link, and end every session of the
     account. Refused: `reset_token_invalid` (400: unknown or altered, or for another `email`),
-    `reset_token_used` (410), `reset_token_expired` (410, after an hour)."""
+    `reset_token_used` (410), `reset_token_expired` (410, after an hour), `weak_password`
+    (422: too easy to guess, as at registration; the token is not spent)."""
     limits = services().limits
     await limits.per_client(limits.reset_per_ip, "password reset attempts from here")
     await services().password_resets.confirm(body)

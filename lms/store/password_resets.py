@@ -71,10 +71,13 @@ async def request(
     return row["mailed"] == 1
 
 
-async def redeemable(conn: asyncpg.Connection, token_hash: bytes, email: str | None) -> Redeemable:
+async def redeemable(
+    conn: asyncpg.Connection, token_hash: bytes, email: str | None
+) -> tuple[Redeemable, str | None]:
     """Whether the token with this hash may reset a password now (a read: the caller hashes
-    the new password before `redeem` only for a token worth it). With `email`, a token for
-    another account's address is `UNKNOWN`."""
+    the new password before `redeem` only for a token worth it), and the address of its
+    account (None for an `UNKNOWN` token). With `email`, a token for another account's
+    address is `UNKNOWN`."""
     row = await conn.fetchrow(
         """
         SELECT r.used_at IS NOT NULL AS used, r.expires_at <= now() AS expired, u.email
@@ -84,12 +87,12 @@ async def redeemable(conn: asyncpg.Connection, token_hash: bytes, email: str | N
         token_hash,
     )
     if row is None or (email is not None and row["email"].lower() != email.lower()):
-        return Redeemable.UNKNOWN
+        return Redeemable.UNKNOWN, None
     if row["used"]:
-        return Redeemable.USED
+        return Redeemable.USED, row["email"]
     if row["expired"]:
-        return Redeemable.EXPIRED
-    return Redeemable.VALID
+        return Redeemable.EXPIRED, row["email"]
+    return Redeemable.VALID, row["email"]
 
 
 async def redeem(
@@ -112,7 +115,7 @@ async def redeem(
         email,
     )
     if user_id is None:
-        return await redeemable(conn, token_hash, email), None
+        return (await redeemable(conn, token_hash, email))[0], None
     # Any other token mailed to the account dies too: a reset settles the password.
     await conn.execute(
         "UPDATE password_resets SET used_at = now() WHERE user_id = $1 AND used_at IS NULL",

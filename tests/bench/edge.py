@@ -210,7 +210,7 @@ async def _signed_up(client: httpx.AsyncClient) -> dict[str, str]:
     registered = await client.post(
         "/api/v1/auth/register", json={"email": email, "password": password, "name": "Edge"}
     )
-    assert registered.status_code == 201, registered.text
+    assert registered.status_code == 202, registered.text
     login = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
 

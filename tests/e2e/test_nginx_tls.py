@@ -167,7 +167,7 @@ async def test_a_websocket_upgrades_through_nginx_over_tls(edge: Edge) -> None:
     account = {"email": "wss@school.org", "password": "learner-password"}
     async with edge.client() as client:
         registered = await client.post("/api/v1/auth/register", json={**account, "name": "W"})
-        assert registered.status_code == 201, registered.text
+        assert registered.status_code == 202, registered.text
         login = await client.post("/api/v1/auth/login", json=account)
         assert login.status_code == 200
     token = login.json()["access_token"]

@@ -97,7 +97,7 @@ async def test_sigterm_lets_the_requests_in_flight_finish_then_exits_cleanly(
         node.process.send_signal(signal.SIGTERM)
 
     response, code = await drain_during_a_request(node, sigterm)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     assert code == 0, node.log()
 
 
@@ -110,7 +110,7 @@ async def test_a_core_actor_given_up_on_drains_the_node_which_exits_non_zero(
 
     with trio.fail_after(DRAIN_DEADLINE):
         response, code = await drain_during_a_request(node, break_the_transcoder_pool)
-    assert response.status_code == 201, response.text
+    assert response.status_code == 202, response.text
     assert code == 1, node.log()
 
     assert_stopped_for_the_lost_queue(node.log(), "serve")

@@ -97,7 +97,7 @@ async def test_a_node_started_from_a_private_checkout_serves_and_keeps_its_data(
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             assert (await client.get("/health")).status_code == 200
             registered = await client.post("/api/v1/auth/register", json=learner)
-            assert registered.status_code == 201
+            assert registered.status_code == 202
         assert processes_in(data_dir) != []
     finally:
         assert await stop(process) == 0

@@ -26,32 +26,6 @@ async def live_tokens(dsn: str, user_id: int) -> int:
     return row["n"]
 
 
-async def test_registering_creates_a_learner_and_never_returns_the_password(
-    api: httpx.AsyncClient,
-) -> None:
-    response = await api.post(
-        "/api/v1/auth/register",
-        json={"email": "Ann@Example.org", "password": PASSWORD, "name": "Ann"},
-    )
-    assert response.status_code == 201
-    body = response.json()
-    assert body["email"] == "Ann@Example.org"
-    assert body["role"] == "learner"
-    assert isinstance(body["id"], int)
-    assert "password" not in response.text
-    assert "argon2" not in response.text
-
-
-async def test_an_email_address_is_taken_whatever_its_case(api: httpx.AsyncClient) -> None:
-    await sign_up(api, "ann@example.org")
-    response = await api.post(
-        "/api/v1/auth/register",
-        json={"email": "ANN@example.org", "password": PASSWORD, "name": "Other Ann"},
-    )
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "conflict"
-
-
 async def test_login_returns_a_bearer_pair_that_opens_the_api(api: httpx.AsyncClient) -> None:
     await sign_up(api, "bob@example.org")
     response = await api.post(

@@ -5,6 +5,7 @@ per client."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import statistics
@@ -17,12 +18,14 @@ import httpx
 import pytest
 import trio
 
+from actors.mailer import POLL_SECONDS
 from lms.config import Settings
 from lms.domain.client_address import parse_networks
 from lms.domain.token_bucket import Limit
 from lms.node import serve
 from tests import reset_mail
 from tests.lms.http.conftest import PASSWORD, log_in, sign_up
+from tests.polling import eventually
 
 RESET = "/api/v1/auth/password-reset"
 CONFIRM = "/api/v1/auth/password-reset/confirm"
@@ -241,7 +244,25 @@ async def test_the_new_password_follows_the_rules_of_registration(
     token = await mailed_token(api, settings, "ann@example.org")
     short = await confirm(api, token, "short")
     assert short.status_code == 422
-    assert (await confirm(api, token)).status_code == 204  # the refusal did not spend it
+    for weak in ("password1", "abcdefghij", "ann-example-org"):
+        refused = await confirm(api, token, weak)
+        assert refused.status_code == 422
+        assert refused.json()["error"]["code"] == "weak_password"
+    assert (await confirm(api, token)).status_code == 204  # the refusals did not spend it
+
+
+async def test_reset_mail_goes_out_at_once_not_at_the_mailers_next_poll(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    await sign_up(api, "ann@example.org")
+    read_mails = functools.partial(trio.to_thread.run_sync, reset_mail.mails_in, settings.mail_dir)
+    await eventually(read_mails, lambda mails: len(mails) == 1)  # the welcome
+    # Each asked for right after the one before went out: without a nudge it waits a poll.
+    for sent in (2, 3):
+        assert (await ask_reset(api, "ann@example.org")).status_code == 202
+        await eventually(
+            read_mails, lambda mails, sent=sent: len(mails) == sent, within=POLL_SECONDS / 2
+        )
 
 
 async def test_only_the_tokens_hash_is_stored(

@@ -4,7 +4,8 @@ import asyncpg
 import httpx
 import trio
 
-from tests.lms.http.conftest import PASSWORD, Login, log_in, make_instructor, sign_up
+from tests.lms.http.conftest import PASSWORD, Login, log_in, make_instructor, register, sign_up
+from tests.sql import sql
 
 
 async def refreshed(api: httpx.AsyncClient, login: Login) -> Login:
@@ -117,18 +118,15 @@ async def test_a_demoted_instructor_can_no_longer_create_courses(
 async def test_rights_follow_the_role_the_account_has_now_not_the_one_in_the_token(
     api: httpx.AsyncClient, admin: Login, database_url: str
 ) -> None:
-    registered = await api.post(
-        "/api/v1/auth/register",
-        json={"email": "lee@test.lms", "password": PASSWORD, "name": "Lee"},
-    )
-    assert registered.status_code == 201
+    await register(api, "lee@test.lms", "Lee")
+    [lee] = await sql(database_url, "SELECT id FROM users WHERE email = 'lee@test.lms'")
     tokens = (
         await api.post("/api/v1/auth/login", json={"email": "lee@test.lms", "password": PASSWORD})
     ).json()
     # A role changed behind the API's back (no token revoked) before the token's first use: its
     # first request sees it. (Once the account's standing is cached, such a change is seen
     # within `ACCOUNT_TTL` or from the next sign-in; changes through the API at once.)
-    await set_role_in_database(database_url, registered.json()["id"], "instructor")
+    await set_role_in_database(database_url, lee["id"], "instructor")
     created = await api.post(
         "/api/v1/courses",
         json={"title": "T"},
