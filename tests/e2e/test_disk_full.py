@@ -9,8 +9,8 @@ the video's), its error names no server path, and nothing half-written is publis
 from __future__ import annotations
 
 import errno
+import os
 import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +23,7 @@ from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
 from tests.lms.http.conftest import Login, log_in, sign_up
 from tests.lms.http.test_uploads import create, offset_of, patch, video_content
 from tests.polling import eventually
+from tests.small_volume import CannotMount, SmallVolume, small_volume
 from tests.sql import sql
 
 pytestmark = pytest.mark.e2e
@@ -31,27 +32,21 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def volume(tmp_path: Path) -> Iterator[Path]:
+def volume(tmp_path: Path) -> Iterator[SmallVolume]:
     """An 8 MiB tmpfs of the test's own: a media volume small enough to fill."""
-    path = tmp_path / "media"
-    path.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
     try:
-        yield path
-    finally:
-        subprocess.run(["umount", "--lazy", str(path)], check=True)
+        with small_volume(tmp_path / "media") as volume:
+            yield volume
+    except CannotMount as why:
+        pytest.skip(f"no small tmpfs: neither mount (as root) nor unshare works here: {why}")
 
 
 def fill(volume: Path, *, leave: int = 0) -> Path:
     """Write a file of zeros until the volume refuses more, then give `leave` bytes back;
     return the file (removing it frees the space)."""
+    total = os.statvfs(volume)
+    # A guard: never fill a real disk, should the small volume not be what is there.
+    assert total.f_blocks * total.f_frsize <= 16 * MiB, f"{volume} is not a small volume"
     filler = volume / "filler"
     with filler.open("wb", buffering=0) as out:
         try:
@@ -70,19 +65,20 @@ def listing(directory: Path) -> list[str]:
 
 @asynccontextmanager
 async def running_node(
-    tmp_path: Path, database_url: str, volume: Path, workers: int
-) -> AsyncIterator[NodeProcess]:
+    tmp_path: Path, database_url: str, volume: SmallVolume, workers: int
+) -> AsyncIterator[tuple[NodeProcess, Path]]:
+    """The node, and where this test reaches its media volume."""
     env = node_env(
         tmp_path / "data",
         LMS_DATABASE_URL=database_url,
         LMS_SECRET_KEY=SECRET,
-        LMS_MEDIA_DIR=str(volume),
+        LMS_MEDIA_DIR=str(volume.path),
         LMS_MEDIA_MIN_FREE_BYTES="0",  # readiness would fail on so small a volume
         LMS_TRANSCODE_WORKERS=str(workers),
     )
-    node = await start_node(env, tmp_path / "node.log")
+    node = await start_node(env, tmp_path / "node.log", launcher=volume.launcher)
     try:
-        yield node
+        yield node, volume.seen_from_here(node.process.pid)
     finally:
         with trio.CancelScope(shield=True):
             await node.stop()
@@ -101,22 +97,22 @@ def assert_refused_for_space(response: httpx.Response) -> None:
 
 
 async def test_uploads_get_507_on_a_full_volume_and_a_tus_upload_resumes_once_there_is_room(
-    database_url: str, volume: Path, tmp_path: Path
+    database_url: str, volume: SmallVolume, tmp_path: Path
 ) -> None:
     data = bytes(range(256)) * (3 * MiB // 256)
     async with (
-        running_node(tmp_path, database_url, volume, workers=0) as node,
+        running_node(tmp_path, database_url, volume, workers=0) as (node, media),
         httpx.AsyncClient(base_url=node.url, timeout=30) as api,
     ):
         owner = await an_instructor(api, database_url)
         content = await video_content(api, owner)
         created = await create(api, owner, content["id"], len(data))
         url = created.headers["Location"]
-        part = volume / "uploads" / f"{url.rsplit('/', 1)[1]}.part"
+        part = media / "uploads" / f"{url.rsplit('/', 1)[1]}.part"
         assert (await patch(api, owner, url, 0, data[:MiB])).status_code == 204
 
         # Room for part of the next write only: it is cut back whole, not left half-done.
-        filler = fill(volume, leave=256 << 10)
+        filler = fill(media, leave=256 << 10)
         assert_refused_for_space(await patch(api, owner, url, MiB, data[MiB:]))
         assert await offset_of(api, owner, url) == MiB
         assert part.read_bytes() == data[:MiB]
@@ -127,13 +123,13 @@ async def test_uploads_get_507_on_a_full_volume_and_a_tus_upload_resumes_once_th
             headers=owner.auth,
         )
         assert_refused_for_space(multipart)
-        assert listing(volume / "uploads") == [part.name]
+        assert listing(media / "uploads") == [part.name]
 
         filler.unlink()
         finished = await patch(api, owner, url, MiB, data[MiB:])
         assert finished.status_code == 204, finished.text
         assert int(finished.headers["Upload-Offset"]) == len(data)
-        assert (volume / "uploads" / part.stem).read_bytes() == data
+        assert (media / "uploads" / part.stem).read_bytes() == data
         jobs = await sql(database_url, "SELECT source FROM jobs")
         assert [j["source"] for j in jobs] == [f"uploads/{part.stem}"]
 
@@ -144,17 +140,17 @@ async def job(database_url: str) -> dict:
 
 
 async def test_a_transcode_that_runs_out_of_space_is_retried_and_its_error_names_no_path(
-    database_url: str, volume: Path, tmp_path: Path, small_clip: Path
+    database_url: str, volume: SmallVolume, tmp_path: Path, small_clip: Path
 ) -> None:
     async with (
-        running_node(tmp_path, database_url, volume, workers=1) as node,
+        running_node(tmp_path, database_url, volume, workers=1) as (node, media),
         httpx.AsyncClient(base_url=node.url, timeout=30) as api,
     ):
         owner = await an_instructor(api, database_url)
         content = await video_content(api, owner)
-        (volume / "uploads").mkdir()
-        shutil.copy(small_clip, volume / "uploads" / "clip.mp4")
-        filler = fill(volume)
+        (media / "uploads").mkdir()
+        shutil.copy(small_clip, media / "uploads" / "clip.mp4")
+        filler = fill(media)
         await sql(
             database_url,
             "INSERT INTO jobs (content_id, uploader_id, source, max_attempts) "
@@ -170,11 +166,11 @@ async def test_a_transcode_that_runs_out_of_space_is_retried_and_its_error_names
         assert failed["error"].endswith("no space left on the media volume")
         assert "/" not in failed["error"]  # no server path
         # Nothing of the attempt is published or left on the volume.
-        assert listing(volume) == ["filler", "uploads", "work"]
-        assert listing(volume / "work") == []
+        assert listing(media) == ["filler", "uploads", "work"]
+        assert listing(media / "work") == []
 
         filler.unlink()
         done = await eventually(lambda: job(database_url), lambda j: j["state"] == "done")
         assert done["attempts"] == 2
-        assert listing(volume / "work") == []
-        assert listing(volume / "videos") == [str(content["id"])]
+        assert listing(media / "work") == []
+        assert listing(media / "videos") == [str(content["id"])]
