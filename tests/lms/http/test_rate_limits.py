@@ -5,6 +5,7 @@ Retry-After past its limit, per client and per account or address independently.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
@@ -159,9 +160,11 @@ async def client_at(node: str, address: str) -> AsyncIterator[httpx.AsyncClient]
 
 
 def assert_limited(response: httpx.Response, retry_after: int) -> None:
+    """429 `rate_limited`, retry in `retry_after` s (one token's interval) less the time the
+    test's requests took since the bucket's first take (a few seconds on a busy machine)."""
     assert response.status_code == 429, response.text
     assert response.json()["error"]["code"] == "rate_limited"
-    assert int(response.headers["Retry-After"]) == retry_after
+    assert retry_after - 5 < int(response.headers["Retry-After"]) <= retry_after
 
 
 async def try_login(api: httpx.AsyncClient, email: str) -> httpx.Response:
@@ -255,7 +258,7 @@ async def test_websocket_connections_are_limited_per_client_before_the_handshake
         async with connect("198.51.100.14"):
             pass
     assert rejected.value.status_code == 429
-    assert dict(rejected.value.headers)[b"retry-after"] == b"30"
+    assert 25 < int(dict(rejected.value.headers)[b"retry-after"]) <= 30
     assert rejected.value.body is not None
     assert json.loads(rejected.value.body)["error"]["code"] == "rate_limited"
     async with connect("198.51.100.15"):
@@ -278,7 +281,7 @@ async def test_websocket_connections_are_limited_per_account_after_auth(
         with pytest.raises(ConnectionClosed) as closed:
             await ws.get_message()
     assert (error["code"], closed.value.reason.code) == ("rate_limited", 4429)
-    assert "try again in 30 s" in error["message"]
+    assert re.search(r"try again in (2[6-9]|30) s", error["message"])
     async with live_socket(node, NOTIFICATIONS, bob.access_token, extra_headers=headers) as sock:
         assert sock.welcome["user_id"] == bob.user_id
 
