@@ -32,6 +32,7 @@ from lms.http import (
 )
 from lms.http.asgi import Scope
 from lms.http.errors import install_error_handlers
+from lms.http.openapi_document import Document
 from lms.http.wire import IdConverter, Services
 from lms.observability.requests import request_id, track_routes
 
@@ -54,6 +55,7 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
         redoc_ui_path=None,
         scalar_ui_path=None,
         convert_casing=False,
+        openapi_provider_class=Document,
     )
     install_error_handlers(app)
     for module in (auth, users, courses, health, progress, announcements, ws, live_page):

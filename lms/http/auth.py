@@ -6,6 +6,7 @@ from quart import Blueprint, Response
 from quart_schema import tag
 
 from lms.domain.access import Principal
+from lms.http.openapi_document import no_body
 from lms.http.rate_limits import limit
 from lms.http.wire import authenticated, json_body, no_content, respond, returns, services
 from proto.api import (
@@ -73,6 +74,7 @@ async def refresh(body: RefreshRequest) -> Response:
 @blueprint.post("/logout")
 @tag(["auth"])
 @authenticated
+@no_body(204, "Signed out on every device.")
 async def logout(who: Principal) -> Response:
     """End every session of the caller: all their refresh tokens and access tokens, on every
     device, stop working at once."""
@@ -109,6 +111,7 @@ async def request_password_reset(body: PasswordResetRequest) -> Response:
 @returns(ErrorBody, 410)
 @returns(ErrorBody, 422)
 @returns(ErrorBody, 429)
+@no_body(204, "The password is set; every session of the account has ended.")
 async def confirm_password_reset(body: PasswordResetConfirm) -> Response:
     """Set a new password with the token from a reset link, and end every session of the
     account. Refused: `reset_token_invalid` (400: unknown or altered, or for another `email`),

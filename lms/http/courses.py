@@ -6,6 +6,7 @@ from quart import Blueprint, Response
 from quart_schema import tag
 
 from lms.domain.access import Principal
+from lms.http.openapi_document import no_body
 from lms.http.wire import (
     authenticated,
     json_body,
@@ -75,6 +76,7 @@ async def edit_course(course_id: int, who: Principal, body: CoursePatch) -> Resp
 @blueprint.delete(COURSE)
 @tag(["courses"])
 @authenticated
+@no_body(204, "Deleted.")
 async def delete_course(course_id: int, who: Principal) -> Response:
     await services().catalog.delete_course(who, course_id)
     return no_content()
@@ -111,6 +113,7 @@ async def edit_module(
 @blueprint.delete(MODULE)
 @tag(["courses"])
 @authenticated
+@no_body(204, "Deleted.")
 async def delete_module(course_id: int, module_id: int, who: Principal) -> Response:
     await services().catalog.delete_module(who, course_id, module_id)
     return no_content()
@@ -157,6 +160,7 @@ async def edit_content(
 @blueprint.delete(CONTENT)
 @tag(["courses"])
 @authenticated
+@no_body(204, "Deleted.")
 async def delete_content(course_id: int, content_id: int, who: Principal) -> Response:
     await services().catalog.delete_content(who, course_id, content_id)
     return no_content()
@@ -176,6 +180,7 @@ async def enroll(course_id: int, who: Principal) -> Response:
 @blueprint.delete(COURSE + "/enroll")
 @tag(["courses"])
 @authenticated
+@no_body(204, "Unenrolled (or was not enrolled).")
 async def unenroll(course_id: int, who: Principal) -> Response:
     await services().catalog.unenroll(who, course_id)
     return no_content()

@@ -17,7 +17,7 @@ from quart_schema import tag
 
 from lms.domain.access import Principal
 from lms.errors import LmsError
-from lms.http.wire import authenticated, json_body, respond, returns, services
+from lms.http.wire import authenticated, json_body, refuses, respond, returns, services
 from proto.mail import MailKind
 from proto.notifications import MailPreview, NotificationPatch, NotificationSettings, Unsubscribed
 
@@ -53,6 +53,7 @@ async def change_settings(who: Principal, body: NotificationPatch) -> Response:
 @blueprint.post("/api/v1/unsubscribe")
 @tag(["users"])
 @returns(Unsubscribed)
+@refuses(400)
 async def unsubscribe_api() -> Response:
     """One-click unsubscribe (RFC 8058) with the signed `token` of a mail's link; no sign-in."""
     await request.get_data()  # `List-Unsubscribe=One-Click`, or nothing: either way, read it

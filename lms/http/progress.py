@@ -6,7 +6,7 @@ from quart import Blueprint, Response, request
 from quart_schema import tag
 
 from lms.domain.access import Principal
-from lms.http.wire import authenticated, json_body, respond, returns, services
+from lms.http.wire import authenticated, json_body, refuses, respond, returns, services
 from proto.progress import CourseProgress, ProgressState, ProgressSummary, ProgressUpdate
 
 blueprint = Blueprint("progress", __name__, url_prefix="/api/v1/progress")
@@ -17,6 +17,7 @@ blueprint = Blueprint("progress", __name__, url_prefix="/api/v1/progress")
 @authenticated
 @json_body(ProgressUpdate)
 @returns(ProgressState)
+@refuses(404)
 async def record(who: Principal, body: ProgressUpdate) -> Response:
     """Record a heartbeat (video: `position`, `played` segments) or complete a text
     (`completed: true`); answers with the merged state once it is stored.

@@ -24,7 +24,8 @@ from werkzeug.exceptions import HTTPException
 from lms.domain.access import Principal
 from lms.errors import LmsError
 from lms.http.errors import on_lms_error
-from lms.http.wire import Handler, Services, authenticated, respond, returns, services
+from lms.http.openapi_document import no_body
+from lms.http.wire import Handler, Services, authenticated, refuses, respond, returns, services
 from lms.uploads import tus
 from lms.uploads.multipart import MultipartFile
 from proto.jobs import JobView
@@ -140,6 +141,7 @@ def _http_date(when: datetime) -> str:
 
 @tus_blueprint.route("", methods=["OPTIONS"], provide_automatic_options=False)
 @tag(["uploads"])
+@no_body(204, "`Tus-Version`, `Tus-Extension` and `Tus-Max-Size`.")
 async def tus_options() -> Response:
     """What this tus server supports (no authentication needed)."""
     return Response(
@@ -156,6 +158,8 @@ async def tus_options() -> Response:
 @tus_blueprint.post("")
 @tag(["uploads"])
 @authenticated
+@no_body(201, "Created: `Location` names the upload.")
+@refuses(400, 412, 413, 422, 429, 507)
 async def create_upload(who: Principal) -> Response:
     """Create a tus upload: `Upload-Length`, and `Upload-Metadata` with base64 `content_id`
     (a video content of a course you teach) and `filename`. 201 with `Location`; 413 over the
@@ -174,6 +178,8 @@ async def create_upload(who: Principal) -> Response:
 @tus_blueprint.route(UPLOAD, methods=["HEAD"])
 @tag(["uploads"])
 @authenticated
+@no_body(200, "`Upload-Offset` of `Upload-Length` bytes.")
+@refuses(410, 412)
 async def upload_status(upload_id: Any, who: Principal) -> Response:
     """Where the upload stands: `Upload-Offset` of `Upload-Length` bytes."""
     tus.check_version(request.headers.get("Tus-Resumable"))
@@ -192,6 +198,8 @@ async def upload_status(upload_id: Any, who: Principal) -> Response:
 @own_body_limit(_unlimited)
 @tag(["uploads"])
 @authenticated
+@no_body(204, "Appended: the new `Upload-Offset`.")
+@refuses(400, 408, 409, 410, 412, 413, 415, 423, 507)
 async def append_to_upload(upload_id: Any, who: Principal) -> Response:
     """Send bytes: `Content-Type: application/offset+octet-stream`, `Upload-Offset` where the
     upload stands (409 otherwise). 204 with the new `Upload-Offset`; the last bytes queue the
@@ -211,6 +219,8 @@ async def append_to_upload(upload_id: Any, who: Principal) -> Response:
 @tus_blueprint.delete(UPLOAD)
 @tag(["uploads"])
 @authenticated
+@no_body(204, "Abandoned; its bytes are deleted.")
+@refuses(409, 410, 412)
 async def terminate_upload(upload_id: Any, who: Principal) -> Response:
     """Abandon an unfinished upload and delete its bytes."""
     tus.check_version(request.headers.get("Tus-Resumable"))
@@ -236,6 +246,7 @@ def _multipart_limit(services: Services) -> int:
 @tag(["uploads"])
 @authenticated
 @returns(JobView, 202)
+@refuses(409, 413, 422, 429, 507)
 async def upload_video(course_id: int, content_id: int, who: Principal) -> Response:
     """Upload a small video in one request (multipart/form-data, field `file`); 202 with the
     transcode job. Large files should use tus, which survives a lost connection."""

@@ -42,6 +42,12 @@ from proto.api import MAX_ID, ErrorBody
 T = TypeVar("T", bound=msgspec.Struct)
 Handler = Callable[..., Awaitable[Any]]
 
+# What a route that reads a JSON body may refuse it with: malformed JSON, a body over the size
+# limit, another content type, a body of the wrong shape (`read_json`).
+BODY_REFUSALS = (400, 413, 415, 422)
+# What a route that needs a caller may refuse with: no valid token, a caller the rules refuse.
+CALLER_REFUSALS = (401, 403)
+
 
 @dataclass(frozen=True)
 class Services:
@@ -94,7 +100,18 @@ def json_body(model: type[T]) -> Callable[[Handler], Handler]:
         async def parse_then_handle(*args: Any, **kwargs: Any) -> Any:
             return await handler(*args, body=await read_json(model), **kwargs)
 
-        return document_request(model)(parse_then_handle)
+        return refuses(*BODY_REFUSALS)(document_request(model)(parse_then_handle))
+
+    return decorate
+
+
+def refuses(*statuses: int) -> Callable[[Handler], Handler]:
+    """Document that the handler may answer each of `statuses` with the JSON error body."""
+
+    def decorate(handler: Handler) -> Handler:
+        for status in statuses:
+            handler = document_response(ErrorBody, status)(handler)
+        return handler
 
     return decorate
 
@@ -146,7 +163,7 @@ def authenticated(handler: Handler) -> Handler:
     async def check_then_handle(*args: Any, **kwargs: Any) -> Any:
         return await handler(*args, who=await caller(), **kwargs)
 
-    return security_scheme([{"bearer": []}])(document_response(ErrorBody, 401)(check_then_handle))
+    return security_scheme([{"bearer": []}])(refuses(*CALLER_REFUSALS)(check_then_handle))
 
 
 async def caller() -> Principal:
