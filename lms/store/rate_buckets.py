@@ -104,7 +104,7 @@ class RedisBuckets:
 
     async def take(self, key: str) -> float:
         now = "" if self._clock is None else str(round(self._clock() * _US))
-        args = [self._interval_us, self._burst_us, now]
+        args: list[int | str] = [self._interval_us, self._burst_us, now]
         try:
             wait_us = await bridge.call(self._take, keys=[self._prefix + key], args=args)
         except (redis.exceptions.RedisError, OSError) as exc:
