@@ -45,6 +45,7 @@ from lms.heap import settle_after_startup
 from lms.http import media_app
 from lms.http.app import create_app
 from lms.http.rate_limits import RateLimits, open_rate_limits
+from lms.http.security_headers import SecurityHeaders, default_headers
 from lms.http.unread_body import UnreadBodyGuard
 from lms.http.wire import Services
 from lms.http.worker_metrics import serve_metrics
@@ -220,14 +221,19 @@ async def serve(
                 services = _services(settings, store, actors, limits)
                 # Signed media requests never reach Quart (lms/http/media_app.py); a body
                 # nobody reads never stalls its connection (lms/http/unread_body.py); every
-                # request, media too, is logged and counted (lms/observability/requests.py).
+                # answer, media and 408s too, carries the security headers
+                # (lms/http/security_headers.py); every request is logged and counted
+                # (lms/observability/requests.py).
                 app = RequestObserver(
-                    UnreadBodyGuard(
-                        media_app.wrap(
-                            create_app(services, max_body_bytes=settings.max_body_bytes),
-                            settings,
+                    SecurityHeaders(
+                        UnreadBodyGuard(
+                            media_app.wrap(
+                                create_app(services, max_body_bytes=settings.max_body_bytes),
+                                settings,
+                            ),
+                            body_timeout=settings.body_timeout,
                         ),
-                        body_timeout=settings.body_timeout,
+                        default_headers(settings.media_base_url),
                     ),
                     access_log=settings.access_log,
                     metrics=settings.metrics_enabled,

@@ -15,6 +15,8 @@ viewer who has used the site before). Each prints what it saw as JSON lines:
 - `early`, opened while the video transcodes: the page's transcoding label, then `playing` with
   the wall-clock time (`at`) once playback passed 1.5 s, then where playback is once the page has
   moved on to the published files and plays on.
+
+Either exits 1, naming them, if the page broke its Content-Security-Policy anywhere.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ from tests.e2e.chromium import chromium
 
 WAIT_MS = 20_000
 AUTOPLAY = "--autoplay-policy=no-user-gesture-required"
+# Every Content-Security-Policy violation of every page load (the node's own policy, no nginx:
+# lms/http/security_headers.py), handed to Python as it happens so a reload loses none.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.cspViolation(`${event.violatedDirective} ${event.blockedURI}`);
+});
+"""
 
 # Page functions (Playwright evaluates them in the page).
 PLAYED_PAST = """(t) => {
@@ -134,10 +143,15 @@ def early(page: Page, url: str, email: str, password: str) -> None:
 
 
 def main(mode: str, url: str, email: str, password: str) -> None:
+    violations: list[str] = []
     with chromium(AUTOPLAY) as browser:
         page = browser.new_page()
         page.on("console", lambda message: print(f"console: {message.text}", file=sys.stderr))
+        page.expose_function("cspViolation", lambda violation: violations.append(violation))
+        page.add_init_script(REPORT_VIOLATIONS)
         {"watch": watch, "early": early}[mode](page, url, email, password)
+    if violations:
+        sys.exit(f"Content-Security-Policy violations: {violations}")
 
 
 if __name__ == "__main__":
