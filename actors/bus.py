@@ -16,7 +16,10 @@ it. The transport is told of the first subscriber of a channel and of the last o
 and resubscribes everything itself after a reconnection; it then calls `rejoined`, and the
 Bus passes that on to every subscriber that asked for it: rooms tell their clients to resync
 (what other nodes published while the link was down may be lost, and no numbering here shows
-it) and publish their presence again, replacing what the other nodes missed.
+it) and publish their presence again, replacing what the other nodes missed. A message can be
+lost with the link up too (another node's queue overflowed while its own link was down, or
+this node fell too far behind): the transport sees the gap in the sender's numbering and calls
+`lost` with the channel, and the Bus calls that channel's subscribers' `rejoined` the same way.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from proto.live import LiveMessage
 
 Deliver = Callable[[LiveMessage], None]
 Rejoined = Callable[[], None]
+Lost = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,7 @@ class TransportStatistics:
           incoming one did (this node too slow).
       reconnects: times the link came back after going down.
       queued: messages waiting to be sent.
+      gaps: times a message of another node was found missing (a number skipped).
     """
 
     connected: bool
@@ -53,6 +58,7 @@ class TransportStatistics:
     dropped: int
     reconnects: int
     queued: int
+    gaps: int = 0
 
 
 class Transport(Protocol):
@@ -60,13 +66,15 @@ class Transport(Protocol):
 
     `publish`, `subscribe` and `unsubscribe` never wait: the transport queues the work (the
     outgoing queue is bounded; when full, the oldest message is dropped and counted) and does
-    it from `run`, reconnecting with backoff whenever the link fails.
+    it from `run`, reconnecting with backoff whenever the link fails. `run` calls `rejoined`
+    when the link is back, and `lost(channel)` when it finds a message of the channel missing.
     """
 
     async def run(
         self,
         deliver: Callable[[str, LiveMessage], None],
         rejoined: Rejoined,
+        lost: Lost,
         *,
         task_status: trio.TaskStatus[None] = ...,
     ) -> None: ...
@@ -128,14 +136,17 @@ class Bus:
         if self._transport is None:
             task_status.started()
             await trio.sleep_forever()
-        await self._transport.run(self.deliver_local, self._rejoined, task_status=task_status)
+        await self._transport.run(
+            self.deliver_local, self._rejoined, self._lost, task_status=task_status
+        )
 
     def subscribe(
         self, channel: str, deliver: Deliver, *, rejoined: Rejoined | None = None
     ) -> Subscription:
         """Deliver `channel`'s messages, from this node and others, to `deliver` while the
-        ``with`` block of the returned subscription lasts; call `rejoined` after the link to
-        other nodes comes back."""
+        ``with`` block of the returned subscription lasts; call `rejoined` whenever messages of
+        other nodes may have been lost: after the link to them comes back, or when one is found
+        missing."""
         return Subscription(self, channel, deliver, rejoined)
 
     def publish(self, channel: str, message: LiveMessage, *, here: bool = True) -> None:
@@ -186,7 +197,10 @@ class Bus:
                 self._transport.unsubscribe(channel)
 
     def _rejoined(self) -> None:
-        for subscribers in tuple(self._channels.values()):
-            for subscriber in tuple(subscribers):
-                if subscriber.rejoined is not None:
-                    subscriber.rejoined()
+        for channel in tuple(self._channels):
+            self._lost(channel)
+
+    def _lost(self, channel: str) -> None:
+        for subscriber in tuple(self._channels.get(channel, ())):
+            if subscriber.rejoined is not None:
+                subscriber.rejoined()

@@ -87,10 +87,13 @@ LiveMessage = (
 
 
 class Envelope(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    """A message on the wire between nodes, with the node it came from (which ignores it)."""
+    """A message on the wire between nodes, with the node it came from (which ignores it; one
+    name per run of the node) and its number among that run's messages on its channel, from 1:
+    a receiver that sees a number skipped knows it lost a message (0: not numbered)."""
 
     origin: str
     message: LiveMessage
+    seq: int = 0
 
 
 class AnnouncementCreate(Request, frozen=True):

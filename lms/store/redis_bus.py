@@ -12,6 +12,15 @@ is a pub/sub connection plus a client for PUBLISH, and two jobs:
 - writing: subscription changes and queued messages are sent by one task, subscriptions first,
   queued messages in pipelined batches (one bridge crossing per batch).
 
+Numbering: each message carries its number on its channel among this run's messages (the
+run is named by the node id and a random suffix). A receiver remembers the last number it saw
+of each sender on each channel it listens to and, when one is skipped (the sender dropped it
+from a full queue, Redis published it while this node was not subscribed, this node's incoming
+channel overflowed), calls `lost` for that channel before delivering. A number that goes back
+is a new start (a resend after a failed batch, or a counter forgotten): taken as the new
+baseline, never as a gap. What a receiver remembers is cleared when it unsubscribes and when
+its link comes back (then `rejoined` covers everything anyway).
+
 While Redis is away, `publish` keeps queueing (bounded: the oldest message is dropped when
 full) and local delivery goes on without it. When the link is back, every channel is
 subscribed again, the queue is flushed, and `rejoined` tells the Bus, whose rooms then tell
@@ -21,7 +30,8 @@ and re-publish their presence for the others to replace what they missed.
 
 from __future__ import annotations
 
-from collections import deque
+import secrets
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 import msgspec
@@ -33,7 +43,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from actors.bus import Rejoined, TransportStatistics
+from actors.bus import Lost, Rejoined, TransportStatistics
 from lms.store import bridge
 from proto.live import Envelope, LiveMessage
 
@@ -42,6 +52,9 @@ log = structlog.get_logger()
 _DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 _BATCH = 512
 _INCOMING = 8192
+# Channels whose outgoing numbers are remembered (least recently published forgotten first: a
+# user's channel is published to while they watch): ~150 bytes each.
+_NUMBERED_CHANNELS = 65_536
 
 Forward = Callable[[bytes, bytes], None]
 
@@ -61,11 +74,13 @@ class RedisTransport:
         backoff_max: float = 2.0,
     ) -> None:
         self._url = url
-        self._node = node
+        self._origin = f"{node}-{secrets.token_hex(4)}"
         self._queue_limit = queue_limit
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._channels: set[str] = set()
+        self._numbered: OrderedDict[str, int] = OrderedDict()  # channel -> last number sent
+        self._heard: dict[str, dict[str, int]] = {}  # channel -> origin -> last number seen
         self._outgoing: deque[tuple[str, bytes]] = deque()
         self._wake = trio.Event()
         self._encoder = msgspec.json.Encoder()
@@ -75,6 +90,7 @@ class RedisTransport:
         self._received = 0
         self._dropped = 0
         self._reconnects = 0
+        self._gaps = 0
         self._links = 0  # links that came up, over the transport's life
 
     # --- what the Bus calls (never waits) -------------------------------------------------------
@@ -83,7 +99,12 @@ class RedisTransport:
         if len(self._outgoing) >= self._queue_limit:
             self._outgoing.popleft()
             self._dropped += 1
-        self._outgoing.append((channel, self._encoder.encode(Envelope(self._node, message))))
+        seq = self._numbered.pop(channel, 0) + 1
+        self._numbered[channel] = seq
+        if len(self._numbered) > _NUMBERED_CHANNELS:
+            self._numbered.popitem(last=False)
+        envelope = Envelope(self._origin, message, seq)
+        self._outgoing.append((channel, self._encoder.encode(envelope)))
         self._wake.set()
 
     def subscribe(self, channel: str) -> None:
@@ -92,6 +113,7 @@ class RedisTransport:
 
     def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
+        self._heard.pop(channel, None)
         self._wake.set()
 
     def statistics(self) -> TransportStatistics:
@@ -102,6 +124,7 @@ class RedisTransport:
             dropped=self._dropped,
             reconnects=self._reconnects,
             queued=len(self._outgoing),
+            gaps=self._gaps,
         )
 
     # --- the link -------------------------------------------------------------------------------
@@ -110,6 +133,7 @@ class RedisTransport:
         self,
         deliver: Callable[[str, LiveMessage], None],
         rejoined: Rejoined,
+        lost: Lost,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -120,7 +144,7 @@ class RedisTransport:
         while True:
             links = self._links
             try:
-                await self._link(deliver, rejoined if links else None)
+                await self._link(deliver, rejoined if links else None, lost)
             except* _DOWN as failures:
                 error = repr(failures.exceptions[0])
                 if self._links > links or (not links and delay == self._backoff_initial):
@@ -131,7 +155,7 @@ class RedisTransport:
             delay = min(delay * 2, self._backoff_max)
 
     async def _link(
-        self, deliver: Callable[[str, LiveMessage], None], rejoined: Rejoined | None
+        self, deliver: Callable[[str, LiveMessage], None], rejoined: Rejoined | None, lost: Lost
     ) -> None:
         # No retries inside redis-py: a failure ends this link at once and run() rebuilds it.
         client = redis.asyncio.Redis.from_url(
@@ -143,11 +167,12 @@ class RedisTransport:
             incoming, arrivals = trio.open_memory_channel[tuple[bytes, bytes]](_INCOMING)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(bridge.call, _listen, pubsub, self._forwarder(incoming))
-                nursery.start_soon(self._deliver, arrivals, deliver)
+                nursery.start_soon(self._deliver, arrivals, deliver, lost)
                 subscribed: set[str] = set()
                 await self._sync_subscriptions(pubsub, subscribed)
                 self._connected = True
                 self._links += 1
+                self._heard.clear()  # numbers from before the link are no guide
                 if rejoined is not None:
                     self._reconnects += 1
                     log.info("redis_bus_up", channels=len(subscribed))
@@ -172,6 +197,7 @@ class RedisTransport:
         self,
         arrivals: trio.MemoryReceiveChannel[tuple[bytes, bytes]],
         deliver: Callable[[str, LiveMessage], None],
+        lost: Lost,
     ) -> None:
         async for channel, data in arrivals:
             try:
@@ -183,10 +209,24 @@ class RedisTransport:
                     error=str(exc),
                 )
                 continue
-            if envelope.origin == self._node:
+            if envelope.origin == self._origin:
                 continue
             self._received += 1
-            deliver(channel.decode(), envelope.message)
+            name = channel.decode()
+            if self._skipped(name, envelope):
+                self._gaps += 1
+                log.warning("redis_bus_gap", channel=name, origin=envelope.origin)
+                lost(name)
+            deliver(name, envelope.message)
+
+    def _skipped(self, channel: str, envelope: Envelope) -> bool:
+        """Whether a message of `envelope`'s sender on `channel` is missing before it."""
+        if not envelope.seq or channel not in self._channels:
+            return False  # (a message still in flight after this node unsubscribed)
+        heard = self._heard.setdefault(channel, {})
+        last = heard.get(envelope.origin)
+        heard[envelope.origin] = envelope.seq
+        return last is not None and envelope.seq > last + 1
 
     async def _write(
         self, client: redis.asyncio.Redis, pubsub: PubSub, subscribed: set[str]

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
+import redis
 import trio
 
 from actors.bus import Bus
 from lms.store import bridge
 from lms.store.redis_bus import RedisTransport
 from proto.frames import Member
-from proto.live import Joined, LiveMessage
+from proto.live import Envelope, Joined, LiveMessage
+from tests.polling import eventually
 from tests.redis_restart import restart_redis
 from tests.services import RunningRedis, start_redis
 
@@ -108,6 +111,44 @@ async def test_nodes_share_channels_over_redis_and_catch_up_after_an_outage(
             assert on_b.messages[-2:] in ([joined(2), joined(3)], [joined(1), joined(3)])
             assert a.statistics().transport.reconnects == 1  # type: ignore[union-attr]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_message_missing_from_another_nodes_numbering_tells_the_channels_subscribers(
+    redis_server: list[RunningRedis],
+) -> None:
+    """Another node's messages, written to Redis as that node would, with one never arriving
+    (dropped from its full queue while its own link was down, say): the link here never
+    dropped, so only the numbering shows the hole."""
+    url = redis_server[0].url
+    other = redis.Redis.from_url(url)
+    encoder = msgspec.json.Encoder()
+
+    def send(seq: int) -> int:
+        """Publish the other node's message number `seq`; how many nodes listened."""
+        return other.publish("course:1", encoder.encode(Envelope("a-0001", joined(seq), seq)))
+
+    async def listening() -> bool:
+        return await trio.to_thread.run_sync(send, 1) > 0  # sending 1 again is no gap
+
+    async with bridge.open_bridge(), trio.open_nursery() as nursery:
+        b = Bus(RedisTransport(url, "b"))
+        await nursery.start(b.run)
+        on_b, lost = Inbox(), trio.Event()
+        with b.subscribe("course:1", on_b, rejoined=lost.set):
+            await eventually(listening, bool, within=WAIT)
+            await trio.to_thread.run_sync(send, 2)
+            await on_b.wait_for(joined(2))
+            assert not lost.is_set()
+            await trio.to_thread.run_sync(send, 4)  # 3 never comes
+            await on_b.wait_for(joined(4))
+            assert lost.is_set()
+            on_b.messages.clear()
+            await trio.to_thread.run_sync(send, 1)  # a new start (a resend): not a gap
+            await trio.to_thread.run_sync(send, 2)
+            await on_b.wait_for(joined(2))
+            assert b.statistics().transport.gaps == 1  # type: ignore[union-attr]
+        nursery.cancel_scope.cancel()
+    other.close()
 
 
 def _connected(bus: Bus) -> bool:
