@@ -30,6 +30,10 @@ Title = Annotated[str, Meta(min_length=1, max_length=300)]
 Description = Annotated[str, Meta(max_length=20_000)]
 Position = Annotated[int, Meta(ge=0, le=1_000_000)]
 Threshold = Annotated[float, Meta(gt=0.0, le=1.0)]
+# The fastest a course's videos may be credited as watched, in seconds of video per second of
+# wall clock (lms/domain/progress.py `credit`): 1x to the 16x players allow.
+DEFAULT_MAX_PLAYBACK_RATE = 2.0
+PlaybackRate = Annotated[float, Meta(ge=1.0, le=16.0)]
 TimeZone = Annotated[
     str,
     Meta(
@@ -143,12 +147,14 @@ class CourseCreate(Request, frozen=True):
     title: Title
     description: Description = ""
     completion_threshold: Threshold = 0.9
+    max_playback_rate: PlaybackRate = DEFAULT_MAX_PLAYBACK_RATE
 
 
 class CoursePatch(Request, frozen=True):
     title: Title | UnsetType = UNSET
     description: Description | UnsetType = UNSET
     completion_threshold: Threshold | UnsetType = UNSET
+    max_playback_rate: PlaybackRate | UnsetType = UNSET
 
 
 class Course(Response, frozen=True):
@@ -159,6 +165,8 @@ class Course(Response, frozen=True):
     completion_threshold: float
     created_at: datetime
     updated_at: datetime
+    # Last, with a default: a course cached by the previous release (Redis) still decodes.
+    max_playback_rate: float = DEFAULT_MAX_PLAYBACK_RATE
 
 
 class ModuleCreate(Request, frozen=True):

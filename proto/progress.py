@@ -43,7 +43,9 @@ class ProgressUpdate(Request, frozen=True):
       `MAX_SEGMENTS_PER_UPDATE`). A video completes once the union of everything played covers
       the course's completion threshold of its duration, so seeking to the end does not count.
     - `completed`: only for text contents, which complete when the learner says so.
-    - `playback_rate`: the player's speed (0-16), accepted for the record; not used yet.
+    - `playback_rate`: the player's speed (0-16), accepted for the record; not trusted: played
+      time is credited no faster than the course's `max_playback_rate` allows (the answer's
+      `clamped_seconds` counts what was claimed beyond it).
     - `client_ts`: when the device took the reading (with a timezone). A device replaying
       heartbeats it kept while offline sends it, so its old position does not override a newer
       one from another device. Times in the future count as now.
@@ -87,6 +89,10 @@ class ProgressState(Response, frozen=True):
     completed: bool
     completed_at: datetime | None
     updated_at: datetime
+    # Seconds of new coverage this content's heartbeats claimed faster than the course's maximum
+    # playback rate allows, never credited (summed; lms/domain/progress.py `credit`). Last, with
+    # a default, so a state the previous release sent still decodes.
+    clamped_seconds: float = 0.0
 
 
 class ContentProgress(Response, frozen=True):

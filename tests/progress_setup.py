@@ -4,10 +4,11 @@ heartbeats to record in it."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -16,6 +17,9 @@ from lms.store.database import Database
 from proto.progress import ProgressUpdate, ProgressWrite
 
 DURATION = 3600.0
+# Long before any test's clock: every heartbeat since is within its learner's allowance
+# (lms/domain/progress.py `credit`).
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,19 @@ class Seeded:
     outsider: int  # a user not enrolled
 
 
-async def seed(conn: asyncpg.Connection, learners: int = 3, videos: int = 2) -> Seeded:
+async def seed(
+    conn: asyncpg.Connection,
+    learners: int = 3,
+    videos: int = 2,
+    *,
+    opened_at: datetime | None = None,
+    max_playback_rate: float = 2.0,
+) -> Seeded:
+    """With `opened_at`, every learner opened every video then (an empty progress row credited
+    then), so what they claim since is credited up to the course's rate times the time since:
+    for the tests of merging, racing and batching, which are not about the rate.
+    `max_playback_rate` is the course's (at 16x, 96 s of video are credited at once)."""
+
     async def user(name: str) -> int:
         return await conn.fetchval(
             "INSERT INTO users (email, name, password_hash) VALUES ($1, $1, 'x') RETURNING id",
@@ -39,7 +55,12 @@ async def seed(conn: asyncpg.Connection, learners: int = 3, videos: int = 2) -> 
 
     owner = await user("owner")
     course = await conn.fetchval(
-        "INSERT INTO courses (owner_id, title) VALUES ($1, 'Optics') RETURNING id", owner
+        """
+        INSERT INTO courses (owner_id, title, max_playback_rate) VALUES ($1, 'Optics', $2)
+        RETURNING id
+        """,
+        owner,
+        max_playback_rate,
     )
 
     async def content(kind: str, duration: float | None, position: int) -> int:
@@ -63,6 +84,18 @@ async def seed(conn: asyncpg.Connection, learners: int = 3, videos: int = 2) -> 
         "INSERT INTO enrollments (course_id, user_id) VALUES ($1, $2)",
         [(course, learner) for learner in learner_ids],
     )
+    if opened_at is not None:
+        await conn.execute(
+            """
+            INSERT INTO progress (user_id, content_id, course_id, credited_at)
+            SELECT u, c, $3, $4::timestamptz
+            FROM unnest($1::bigint[]) AS u, unnest($2::bigint[]) AS c
+            """,
+            learner_ids,
+            video_ids,
+            course,
+            opened_at,
+        )
     return Seeded(course, learner_ids, video_ids, text, unprocessed, await user("outsider"))
 
 
@@ -76,9 +109,31 @@ async def open_database(dsn: str, max_size: int = 4) -> AsyncIterator[Database]:
         await db.close()
 
 
-def heartbeat(user: int, content: int, *played: tuple[float, float], **fields) -> ProgressWrite:
+def heartbeat(
+    user: int,
+    content: int,
+    *played: tuple[float, float],
+    at: datetime | None = None,
+    **fields,
+) -> ProgressWrite:
+    """A heartbeat as the service stamps it, received `at`, by default an hour after the one
+    made before it: these tests send many at once and are not about how fast playback is
+    credited (at 2x an hour credits two, more than a video; lms/domain/progress.py `credit`).
+
+    A heartbeat is credited at the time it was received, so one received before the last that
+    was credited credits nothing: heartbeats sent from tasks that may run in any order take
+    one time, `at=next_hour()`, and a course whose rate credits them all at once."""
     update = ProgressUpdate(content_id=content, played=list(played), **fields)
-    return prepare(user, update, now=datetime.now(UTC))
+    return prepare(user, update, now=next_hour() if at is None else at)
+
+
+def next_hour() -> datetime:
+    """The time of the next heartbeat made without `at`, taken: an hour after the last."""
+    return _RECEIVED + next(_hours) * timedelta(hours=1)
+
+
+_RECEIVED = datetime.now(UTC)
+_hours = itertools.count()
 
 
 async def stored_played(db: Database, user: int, content: int) -> tuple[tuple[float, float], ...]:

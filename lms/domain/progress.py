@@ -23,6 +23,33 @@ stored may simply send it again.
   even if the course's threshold is raised later. A video completes when its coverage reaches the
   course's `completion_threshold`; a text content when the learner says so.
 
+Credit: watching cannot be faked faster than the course allows
+--------------------------------------------------------------
+A client could claim any segments, so `advance` (where the stored row and a new claim meet, with
+the server's `now`) credits new coverage no faster than the wall clock allows: between any two of
+a learner's heartbeats on a content, the watched seconds grow by at most `max_rate` times the
+time between them, plus `GRACE` seconds' worth at that rate (so the first heartbeat of a
+session, which reports what played before it, is not refused). The row keeps `credited_at`,
+the time up to which its allowance is spent: a claim may add `max_rate * (now - credited_at)`
+seconds of new coverage (a row never credited: the grace). A heartbeat claiming new coverage,
+granted `g` of an allowance `A`, moves `credited_at` to `now`, less what is left of `A` up to
+the grace: unused allowance carries over only that far, so many heartbeats in quick succession
+cannot each add a grace. So between two heartbeats that claim new coverage, the watched seconds
+grow by at most `max_rate` times the time between them plus the grace. A paused player sends
+no heartbeats, and a device offline sends its played segments later: the time in between is
+credited as the rule says.
+
+A claim beyond its allowance is clamped, never silently accepted: its new coverage is credited
+from the start of the video onwards up to the allowance, the rest dropped and added to the
+row's `clamped_seconds`, which the course's instructor sees. Completion is decided on what was
+credited. The same heartbeat recorded twice at once is credited once (the second finds its
+allowance spent on it); `clamped_seconds` counts every claim beyond the allowance, a repeated
+one again: it measures what the client claimed. A claim the server took before the row's
+`credited_at` (a second device's, committed after a later one through another node) finds its
+allowance spent: it credits nothing and is not counted. A claim that adds nothing new (a
+repeat, a paused player's position) changes neither field. `merge` stays a join (it takes the
+later `credited_at` and the larger count); `credit` is the rule, and only `advance` applies it.
+
 `prepare` checks an update's shape and stamps it (no data needed); inside the writer's
 transaction, `admit` checks the write against the content (and the enrolment) and `advance`
 merges it into the stored progress. They refuse with `Refused`, whose `reason` the service turns
@@ -35,9 +62,9 @@ import enum
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from proto.api import ContentKind
+from proto.api import DEFAULT_MAX_PLAYBACK_RATE, ContentKind
 from proto.events import ProgressChanged
 from proto.progress import (
     MAX_DEVICE_ID_LENGTH,
@@ -63,6 +90,12 @@ END_TOLERANCE = 2.0
 # Only someone seeking back and forth on purpose produces this many separate segments; the cap
 # keeps one row from growing without bound.
 MAX_STORED_SEGMENTS = 1000
+# The allowance of a content's first credited heartbeat, and the most unused allowance carried
+# from one heartbeat to the next, in seconds of wall clock at the course's maximum rate: the
+# player sends a heartbeat every 5 s (lms/static/watch.js), and a second more covers its timer
+# and the network.
+GRACE = 6.0
+_GRACE = timedelta(seconds=GRACE)
 
 
 class Refusal(enum.Enum):
@@ -89,6 +122,7 @@ class ContentRules:
     kind: ContentKind
     duration: float | None
     threshold: float
+    max_rate: float = DEFAULT_MAX_PLAYBACK_RATE  # seconds of video credited per second of clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +133,8 @@ class Progress:
     position_at: datetime | None = None  # None: no position reported yet
     played: Segments = ()
     completed_at: datetime | None = None
+    credited_at: datetime | None = None  # None: never credited (see "Credit" above)
+    clamped_seconds: float = 0.0  # new coverage claimed beyond the allowance, summed
 
     @property
     def watched_seconds(self) -> float:
@@ -166,13 +202,38 @@ def _coverage(progress: Progress, rules: ContentRules, watched: float) -> float:
 
 
 def merge(a: Progress, b: Progress, rules: ContentRules, now: datetime) -> Progress:
-    """The join of two progress values; `now` is the completion time if this merge completes it."""
+    """The join of two progress values; `now` is the completion time if this merge completes it.
+
+    It credits whatever either value played: the rate rule is `credit`'s, which `advance`
+    applies before joining a claim to the stored row."""
+    return _joined(
+        a,
+        b,
+        union(a.played, b.played),
+        _latest(a.credited_at, b.credited_at),
+        max(a.clamped_seconds, b.clamped_seconds),
+        rules,
+        now,
+    )
+
+
+def _joined(
+    a: Progress,
+    b: Progress,
+    played: Segments,
+    credited_at: datetime | None,
+    clamped_seconds: float,
+    rules: ContentRules,
+    now: datetime,
+) -> Progress:
     newest = max(a, b, key=_position_order)
     merged = Progress(
         position=newest.position,
         position_at=newest.position_at,
-        played=union(a.played, b.played),
+        played=played,
         completed_at=_earliest(a.completed_at, b.completed_at),
+        credited_at=credited_at,
+        clamped_seconds=clamped_seconds,
     )
     if merged.completed_at is None and _covers_threshold(merged, rules):
         merged = replace(merged, completed_at=now)
@@ -181,10 +242,11 @@ def merge(a: Progress, b: Progress, rules: ContentRules, now: datetime) -> Progr
 
 def shows_change(before: Progress, after: Progress) -> bool:
     """Whether a client would see a difference (the position's stamp is not shown)."""
-    return (before.position, before.played, before.completed_at) != (
+    return (before.position, before.played, before.completed_at, before.clamped_seconds) != (
         after.position,
         after.played,
         after.completed_at,
+        after.clamped_seconds,
     )
 
 
@@ -198,6 +260,12 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
     if a is None or b is None:
         return a or b
     return min(a, b)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
 
 
 def _covers_threshold(progress: Progress, rules: ContentRules) -> bool:
@@ -304,9 +372,104 @@ def admit(write: ProgressWrite, rules: ContentRules | None, *, enrolled: bool) -
     return Progress(min(write.position, duration), write.position_at, played)
 
 
-def advance(current: Progress, admitted: Progress, rules: ContentRules, now: datetime) -> Progress:
-    """`merge`, refusing a result too fragmented to store (`MAX_STORED_SEGMENTS`)."""
-    merged = merge(current, admitted, rules, now)
+# --- crediting claims ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """What `credit` makes of a claim against the stored row.
+
+    `played`: the row's segments with the credited part of the claim; `clamped`: the seconds of
+    new coverage claimed beyond the allowance (not credited); `credited_at`: the row's new one.
+    """
+
+    played: Segments
+    clamped: float
+    credited_at: datetime | None
+
+
+def allowance(current: Progress, rules: ContentRules, now: datetime) -> float:
+    """Seconds of new coverage the row may gain at `now` (see "Credit" in the module's doc)."""
+    spent_until = now - _GRACE if current.credited_at is None else current.credited_at
+    return max(0.0, rules.max_rate * (now - spent_until).total_seconds())
+
+
+def credit(current: Progress, claim: Segments, rules: ContentRules, now: datetime) -> Credit:
+    """Credit the new coverage of `claim` (a normalised union) up to the allowance at `now`,
+    earliest in the video first; `now` is the server's time. Pure."""
+    played = union(current.played, claim)
+    before = current.watched_seconds
+    new = watched(played) - before
+    if new <= 0.0:  # nothing new (a repeat, a paused player, a text): nothing to credit
+        return Credit(played, 0.0, current.credited_at)
+    if current.credited_at is not None and now < current.credited_at:
+        # Taken before the row's last credit (another device's heartbeat, which another node
+        # committed later): its allowance was spent by then. Nothing is credited, and nothing
+        # counted, since the clamp counts claims beyond the rate, not the order of commits.
+        return Credit(current.played, 0.0, current.credited_at)
+    granted = new
+    allowed = allowance(current, rules, now)
+    if new > allowed:
+        played = union(current.played, _first_seconds(current.played, played, allowed))
+        granted = watched(played) - before
+    carried = min(max(0.0, allowed - granted), rules.max_rate * GRACE)
+    spent_until = now - timedelta(seconds=carried / rules.max_rate)
+    if current.credited_at is not None and current.credited_at > spent_until:
+        spent_until = current.credited_at  # a node whose clock is behind never gives time back
+    return Credit(played, max(0.0, new - granted), spent_until)
+
+
+def _first_seconds(stored: Segments, claimed: Segments, budget: float) -> Segments:
+    """The first `budget` seconds, in video order, of what `claimed` (a union holding `stored`)
+    adds to `stored`, cut so that no gap under `GAP` is left before a stored segment (`union`
+    would close it, crediting more than the budget)."""
+    kept: list[Segment] = []
+    i = 0
+    for start, end in claimed:
+        cursor = start
+        pieces: list[tuple[float, float, bool]] = []  # (start, end, a stored segment follows)
+        while i < len(stored) and stored[i][0] < end:
+            if stored[i][0] > cursor:
+                pieces.append((cursor, stored[i][0], True))
+            cursor = max(cursor, stored[i][1])
+            i += 1
+        if cursor < end:
+            pieces.append((cursor, end, False))
+        for piece_start, piece_end, followed in pieces:
+            if piece_end - piece_start <= budget:
+                kept.append((piece_start, piece_end))
+                budget -= piece_end - piece_start
+                continue
+            cut = piece_start + budget
+            if followed and piece_end - cut < GAP:
+                cut = piece_end - GAP
+            if cut > piece_start:
+                kept.append((piece_start, cut))
+            return tuple(kept)
+    return tuple(kept)
+
+
+def advance(
+    current: Progress,
+    admitted: Progress,
+    rules: ContentRules,
+    now: datetime,
+    received_at: datetime | None = None,
+) -> Progress:
+    """Join a claim to the stored row: its new coverage credited as `credit` allows at
+    `received_at` (when the server took the claim; default `now`), the rest counted in
+    `clamped_seconds`; completion decided on what was credited, at `now`. Refuse a result too
+    fragmented to store (`MAX_STORED_SEGMENTS`)."""
+    granted = credit(current, admitted.played, rules, now if received_at is None else received_at)
+    merged = _joined(
+        current,
+        admitted,
+        granted.played,
+        granted.credited_at,
+        current.clamped_seconds + granted.clamped,
+        rules,
+        now,
+    )
     if len(merged.played) > MAX_STORED_SEGMENTS:
         raise Refused(
             Refusal.INVALID,
@@ -338,6 +501,7 @@ def state(
         completed=progress.completed_at is not None,
         completed_at=progress.completed_at,
         updated_at=updated_at,
+        clamped_seconds=progress.clamped_seconds,
     )
 
 

@@ -248,7 +248,9 @@ def _merge(
             before = current[key] = row.progress
             updated_at[key] = row.updated_at or now
         try:
-            after = advance(before, observed, content, now)
+            # Credit is measured when the node took the claim, not when its batch commits: a
+            # batch held up by the database must not bunch a player's heartbeats together.
+            after = advance(before, observed, content, now, write.received_at)
         except Refused as refused:
             outcomes.append(refused)
             continue
@@ -274,10 +276,11 @@ async def _read(
     rows = await conn.fetch(
         """
         SELECT k.user_id, k.content_id, c.course_id, c.kind, c.duration_seconds,
-               co.completion_threshold,
+               co.completion_threshold, co.max_playback_rate,
                EXISTS (SELECT FROM enrollments e
                        WHERE e.course_id = c.course_id AND e.user_id = k.user_id) AS enrolled,
-               p.position, p.position_at, p.played, p.completed_at, p.updated_at, p.version
+               p.position, p.position_at, p.played, p.completed_at, p.credited_at,
+               p.clamped_seconds, p.updated_at, p.version
         FROM unnest($1::bigint[], $2::bigint[]) AS k (user_id, content_id)
         JOIN contents c ON c.id = k.content_id
         JOIN courses co ON co.id = c.course_id
@@ -308,6 +311,7 @@ def _rules(row: asyncpg.Record) -> ContentRules:
         kind=ContentKind(row["kind"]),
         duration=row["duration_seconds"],
         threshold=row["completion_threshold"],
+        max_rate=row["max_playback_rate"],
     )
 
 
@@ -325,6 +329,9 @@ class _RowWrite(msgspec.Struct, gc=False):
     duration: float | None
     completed_at: datetime | None
     threshold: float
+    credited_at: datetime | None
+    clamped: float
+    max_rate: float
 
 
 _rows_json = msgspec.json.Encoder()
@@ -336,8 +343,9 @@ async def _write(
     now: datetime,
 ) -> dict[Key, int]:
     """Write the rows in one statement, each only if nobody wrote it since it was read (its
-    version is unchanged; a missing row is still missing) and an existing row's rules and
-    enrolment are still those it was merged under; return the keys written, with the version
+    version is unchanged; a missing row is still missing) and an existing row's rules (its
+    content's duration, its course's threshold and maximum playback rate) and enrolment are
+    still those it was merged under; return the keys written, with the version
     each now has. Each row written adds its gain to its learner's hour of `now` in
     `activity_hourly`, and each completion its achievement mail (see the module's docstring).
 
@@ -361,6 +369,9 @@ async def _write(
                 duration=rules.duration,
                 completed_at=progress.completed_at,
                 threshold=rules.threshold,
+                credited_at=progress.credited_at,
+                clamped=progress.clamped_seconds,
+                max_rate=rules.max_rate,
             )
             for (user, content), progress, version, rules in rows
         ]
@@ -372,7 +383,8 @@ async def _write(
                 AS k (user_id bigint, content_id bigint, course_id bigint, version bigint,
                       position float8, position_at timestamptz, played float8[],
                       watched float8, duration float8, completed_at timestamptz,
-                      threshold float8)
+                      threshold float8, credited_at timestamptz, clamped float8,
+                      max_rate float8)
         ),
         locked AS (
             SELECT p.user_id, p.content_id, p.watched_seconds AS was_watched,
@@ -384,6 +396,7 @@ async def _write(
             WHERE p.version = k.version
               AND c.duration_seconds IS NOT DISTINCT FROM k.duration
               AND co.completion_threshold = k.threshold
+              AND co.max_playback_rate = k.max_rate
               AND EXISTS (SELECT FROM enrollments e
                           WHERE e.course_id = c.course_id AND e.user_id = k.user_id)
             ORDER BY p.user_id, p.content_id
@@ -393,7 +406,8 @@ async def _write(
             UPDATE progress p
             SET position = k.position, position_at = k.position_at, played = k.played,
                 watched_seconds = k.watched, duration = k.duration,
-                completed_at = k.completed_at, updated_at = $2, version = p.version + 1
+                completed_at = k.completed_at, credited_at = k.credited_at,
+                clamped_seconds = k.clamped, updated_at = $2, version = p.version + 1
             FROM k JOIN locked USING (user_id, content_id)
             WHERE p.user_id = k.user_id AND p.content_id = k.content_id
             RETURNING p.user_id, p.content_id, p.version, p.course_id,
@@ -402,9 +416,10 @@ async def _write(
         ),
         inserted AS (
             INSERT INTO progress (user_id, content_id, course_id, position, position_at, played,
-                                  watched_seconds, duration, completed_at, updated_at)
+                                  watched_seconds, duration, completed_at, credited_at,
+                                  clamped_seconds, updated_at)
             SELECT user_id, content_id, course_id, position, position_at, played,
-                   watched, duration, completed_at, $2
+                   watched, duration, completed_at, credited_at, clamped, $2
             FROM k WHERE version IS NULL
             ORDER BY user_id, content_id
             ON CONFLICT (user_id, content_id) DO NOTHING
@@ -507,6 +522,8 @@ def _progress(row: asyncpg.Record) -> Progress:
         position_at=row["position_at"],
         played=_pairs(row["played"]),
         completed_at=row["completed_at"],
+        credited_at=row["credited_at"],
+        clamped_seconds=row["clamped_seconds"],
     )
 
 
@@ -538,7 +555,8 @@ async def contents_progress(
     rows = await conn.fetch(
         """
         SELECT c.course_id, c.id, c.title, c.kind, c.duration_seconds, co.completion_threshold,
-               p.position, p.position_at, p.played, p.completed_at, p.updated_at
+               co.max_playback_rate, p.position, p.position_at, p.played, p.completed_at,
+               p.credited_at, p.clamped_seconds, p.updated_at
         FROM contents c
         JOIN courses co ON co.id = c.course_id
         LEFT JOIN progress p ON p.content_id = c.id AND p.user_id = $1

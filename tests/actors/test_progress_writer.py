@@ -28,7 +28,15 @@ from lms.store import progress as progress_store
 from lms.store.database import Database
 from proto.events import Event, ProgressChanged
 from proto.progress import ProgressUpdate, ProgressWrite
-from tests.progress_setup import DURATION, heartbeat, open_database, seed, stored_played
+from tests.progress_setup import (
+    DURATION,
+    LONG_AGO,
+    heartbeat,
+    next_hour,
+    open_database,
+    seed,
+    stored_played,
+)
 
 TIMEOUT = 10.0
 
@@ -83,7 +91,7 @@ async def running_writer(
 
 async def test_many_concurrent_updates_share_a_few_transactions(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=50, videos=10)
+        course = await db.transaction(seed, learners=50, videos=10, opened_at=LONG_AGO)
         commit = CountedCommit(db)
         async with running_writer(commit, max_batch=200) as writes:
             answers: list[Written | Refused] = []
@@ -118,7 +126,7 @@ async def test_updates_arriving_right_after_a_commit_began_share_the_next_one(
     """At light load each heartbeat would pay a whole transaction: a batch starts at most every
     `gather` seconds, so the updates that arrive in between wait and commit together."""
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=3)
+        course = await db.transaction(seed, learners=3, opened_at=LONG_AGO)
         commit = CountedCommit(db)
         async with running_writer(commit, gather=0.5) as writes:
             answers: list[Written | Refused] = []
@@ -148,7 +156,7 @@ async def test_a_batch_with_enough_updates_waiting_starts_without_waiting_out_th
     """A burst (or players each waiting on their answer) must not be held to one batch per
     `gather`: once `enough` updates wait, the batch starts."""
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=4)
+        course = await db.transaction(seed, learners=4, opened_at=LONG_AGO)
         commit = CountedCommit(db)
         async with running_writer(commit, gather=3600, enough=3) as writes:
 
@@ -171,7 +179,7 @@ async def test_a_batch_of_other_rows_commits_while_one_waits_on_the_database(
 ) -> None:
     """A batch's commit is mostly waiting on PostgreSQL: the next batch does not wait for it."""
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=2)
+        course = await db.transaction(seed, learners=2, opened_at=LONG_AGO)
         (held, other), video = course.learners, course.videos[0]
         commit = CountedCommit(db, hold_first=True)
         async with running_writer(commit, gather=0) as writes, trio.open_nursery() as nursery:
@@ -197,7 +205,7 @@ async def test_writes_to_one_row_commit_in_the_order_sent_even_with_batches_in_f
     database_url: str,
 ) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed)
+        course = await db.transaction(seed, opened_at=LONG_AGO)
         learner, video = course.learners[0], course.videos[0]
         commit = CountedCommit(db, hold_first=True)
         async with running_writer(commit, gather=0) as writes, trio.open_nursery() as nursery:
@@ -226,7 +234,7 @@ async def test_a_burst_is_shared_evenly_by_batches_committing_at_once(database_u
     """Players waiting on their answers would otherwise all ride one batch, and the writer would
     sit idle while it commits; a light load is not split (see the gather test above)."""
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=6)
+        course = await db.transaction(seed, learners=6, opened_at=LONG_AGO)
         commit = CountedCommit(db, hold_first=True)
         async with running_writer(commit, gather=3600, enough=3) as writes:
 
@@ -267,7 +275,7 @@ def test_a_writer_refuses_settings_under_which_batches_could_not_form() -> None:
 
 async def test_a_refused_write_does_not_fail_the_rest_of_its_batch(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed)
+        course = await db.transaction(seed, opened_at=LONG_AGO)
         learner, video = course.learners[0], course.videos[0]
         cases = {
             "ok": heartbeat(learner, video, (0, 10), position=10.0),
@@ -309,7 +317,7 @@ async def test_a_refused_write_does_not_fail_the_rest_of_its_batch(database_url:
 
 async def test_acknowledged_updates_survive_a_hard_stop_and_a_new_writer(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=20, videos=1)
+        course = await db.transaction(seed, learners=20, videos=1, opened_at=LONG_AGO)
         video = course.videos[0]
         acknowledged: dict[int, list[tuple[float, float]]] = {u: [] for u in course.learners}
         enough = trio.Event()
@@ -346,7 +354,7 @@ async def test_what_is_stored_is_exactly_what_was_answered(database_url: str) ->
     # Floats that no short decimal spells and a time with microseconds: the row travels to
     # PostgreSQL as text, and must come back as the very values the learner was told.
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=1, videos=1)
+        course = await db.transaction(seed, learners=1, videos=1, opened_at=LONG_AGO)
         user, video = course.learners[0], course.videos[0]
         sent_at = datetime(2026, 12, 3, 14, 0, 0, 123457, tzinfo=UTC)
         update = ProgressUpdate(
@@ -382,11 +390,15 @@ async def test_two_writers_on_one_database_merge_the_same_rows(database_url: str
         open_database(database_url) as db_a,
         open_database(database_url) as db_b,
     ):
-        course = await db_a.transaction(seed, learners=3, videos=2)
+        course = await db_a.transaction(
+            seed, learners=3, videos=2, opened_at=LONG_AGO, max_playback_rate=16.0
+        )
         keys = list(itertools.product(course.learners, course.videos))
         # Disjoint one-second segments, far enough apart that no gap closes: the stored union
-        # holds every one of them only if neither writer overwrote the other's.
+        # holds every one of them only if neither writer overwrote the other's. All received at
+        # once: the two writers commit them in any order, and 60 s at 16x is one grace.
         segments = [(i * 3.0, i * 3.0 + 1.0) for i in range(60)]
+        at = next_hour()
         assert GAP < 3.0 - 1.0
         async with (
             running_writer(CountedCommit(db_a)) as a,
@@ -395,7 +407,8 @@ async def test_two_writers_on_one_database_merge_the_same_rows(database_url: str
 
             async def play(writes: ProgressWrites, user: int, content: int, parity: int) -> None:
                 for segment in segments[parity::2]:
-                    await writes.record(heartbeat(user, content, segment), timeout=TIMEOUT)
+                    write = heartbeat(user, content, segment, at=at)
+                    await writes.record(write, timeout=TIMEOUT)
 
             # Each row gets its even segments through one writer and its odd ones through the
             # other, one after another, so the two writers' batches keep overlapping: first
@@ -415,7 +428,7 @@ async def test_two_writers_on_one_database_merge_the_same_rows(database_url: str
 
 async def test_a_failed_batch_fails_its_askers_and_the_writer_goes_on(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed)
+        course = await db.transaction(seed, opened_at=LONG_AGO)
         real = CountedCommit(db)
         failures = [ConnectionError("database went away")]
 
@@ -437,7 +450,7 @@ async def test_a_failed_batch_fails_its_askers_and_the_writer_goes_on(database_u
 
 async def test_each_changed_row_is_published_once_after_its_commit(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed)
+        course = await db.transaction(seed, opened_at=LONG_AGO, max_playback_rate=16.0)
         learner, video = course.learners[0], course.videos[0]
         send, published = trio.open_memory_channel[tuple[Event, tuple]](10)
 
@@ -447,9 +460,10 @@ async def test_each_changed_row_is_published_once_after_its_commit(database_url:
             send.send_nowait((event, await stored_played(db, event.user_id, event.content_id)))
 
         async with running_writer(CountedCommit(db), publish) as writes:
+            at = next_hour()  # received at once, recorded in any order: 30 s at 16x is credited
             async with trio.open_nursery() as nursery:
                 for segment in [(0, 10), (10, 20), (20, 30)]:
-                    write = heartbeat(learner, video, segment, position=segment[1])
+                    write = heartbeat(learner, video, segment, at=at, position=segment[1])
                     nursery.start_soon(partial(writes.record, write, timeout=TIMEOUT))
             assert writes.statistics().batches == 1
             # A paused player: the same position again, and an already played segment.
@@ -471,7 +485,7 @@ async def test_each_changed_row_is_published_once_after_its_commit(database_url:
 
 async def test_a_stuck_event_sink_holds_the_writer_only_for_its_budget(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed)
+        course = await db.transaction(seed, opened_at=LONG_AGO)
         learner, video = course.learners[0], course.videos[0]
 
         async def stuck(event: Event) -> None:
@@ -492,7 +506,7 @@ async def test_a_batch_is_answered_only_after_its_before_answer_hook_returns(
 ) -> None:
     """The node invalidates cached dashboards in this hook: an asker's next read comes after."""
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=3)
+        course = await db.transaction(seed, learners=3, opened_at=LONG_AGO)
         video = course.videos[0]
         answered: list[int] = []
         hooked: list[tuple[list[tuple[int, int]], list[int]]] = []
@@ -524,7 +538,7 @@ async def test_a_stuck_or_failing_before_answer_hook_holds_answers_only_for_its_
     database_url: str,
 ) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed)
+        course = await db.transaction(seed, opened_at=LONG_AGO)
         learner, video = course.learners[0], course.videos[0]
         calls = 0
 

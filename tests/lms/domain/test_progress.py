@@ -1,4 +1,5 @@
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 from lms.domain.progress import (
     END_TOLERANCE,
     GAP,
+    GRACE,
     ContentRules,
     Progress,
     Refusal,
@@ -15,6 +17,7 @@ from lms.domain.progress import (
     Written,
     admit,
     advance,
+    allowance,
     changes,
     course_progress,
     coverage,
@@ -30,6 +33,8 @@ from proto.progress import MAX_SEGMENTS_PER_UPDATE, ContentProgress, ProgressUpd
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 VIDEO = ContentRules(course_id=7, kind=ContentKind.VIDEO, duration=100.0, threshold=0.9)
 TEXT = ContentRules(course_id=7, kind=ContentKind.TEXT, duration=None, threshold=0.9)
+# A row whose learner opened the video long ago: its allowance covers any claim on it.
+OPENED = Progress(credited_at=T0 - timedelta(days=1))
 
 
 def observe(*played: tuple[float, float], position: float | None = None, at: int = 0) -> Progress:
@@ -138,14 +143,14 @@ def test_the_newest_position_wins_whatever_the_order_of_arrival() -> None:
 
 
 def test_skipping_to_the_end_does_not_complete_a_video() -> None:
-    skipped = advance(Progress(), observe((0, 5), (95, 100), position=100), VIDEO, NOW)
+    skipped = advance(OPENED, observe((0, 5), (95, 100), position=100), VIDEO, NOW)
     assert skipped.completed_at is None
     assert skipped.position == 100
     assert coverage(skipped, VIDEO) == pytest.approx(0.10)
 
 
 def test_a_video_completes_when_coverage_reaches_the_threshold_and_stays_completed() -> None:
-    nearly = advance(Progress(), observe((0, 89)), VIDEO, T0)
+    nearly = advance(OPENED, observe((0, 89)), VIDEO, T0)
     assert nearly.completed_at is None
     done = advance(nearly, observe((89, 90)), VIDEO, NOW)
     assert done.completed_at == NOW
@@ -156,8 +161,8 @@ def test_a_video_completes_when_coverage_reaches_the_threshold_and_stays_complet
 
 def test_the_course_threshold_decides_completion() -> None:
     lenient = ContentRules(course_id=7, kind=ContentKind.VIDEO, duration=100.0, threshold=0.5)
-    assert advance(Progress(), observe((0, 50)), lenient, NOW).completed_at == NOW
-    assert advance(Progress(), observe((0, 50)), VIDEO, NOW).completed_at is None
+    assert advance(OPENED, observe((0, 50)), lenient, NOW).completed_at == NOW
+    assert advance(OPENED, observe((0, 50)), VIDEO, NOW).completed_at is None
 
 
 def test_a_text_completes_when_the_learner_says_so() -> None:
@@ -167,6 +172,206 @@ def test_a_text_completes_when_the_learner_says_so() -> None:
     done = advance(Progress(), admit(read, TEXT, enrolled=True), TEXT, NOW)
     assert done.completed_at == NOW
     assert coverage(done, TEXT) == 1.0
+
+
+# --- credit: watching cannot be faked faster than the course allows ------------------------------
+
+LONG = ContentRules(course_id=7, kind=ContentKind.VIDEO, duration=3600.0, threshold=0.9)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def claim(*played: tuple[float, float], position: float | None = None) -> Progress:
+    return Progress(position=position or 0.0, played=union(played))
+
+
+def test_an_instant_completion_claim_is_clamped_to_the_grace_and_counted() -> None:
+    short = ContentRules(course_id=7, kind=ContentKind.VIDEO, duration=60.0, threshold=0.9)
+    first = advance(Progress(), claim((0, 60)), short, T0)
+    assert first.played == ((0, 2 * GRACE),)  # the earliest seconds, at 2x for the grace
+    assert first.clamped_seconds == 60 - 2 * GRACE
+    assert first.completed_at is None
+    # Sent again at once, the claim gains nothing more and is counted again.
+    again = advance(first, claim((0, 60)), short, T0)
+    assert again.played == first.played
+    assert again.clamped_seconds == 2 * (60 - 2 * GRACE)
+
+
+def test_watching_at_twice_the_speed_is_credited_and_faster_is_clamped() -> None:
+    row = advance(Progress(), claim((0, 10)), LONG, at(0))  # the grace: 12 s at 2x
+    assert (row.played, row.clamped_seconds) == (((0, 10),), 0.0)
+    for beat in range(1, 20):  # 2x: 10 s of video every 5 s
+        row = advance(row, claim((10 * beat, 10 * beat + 10)), LONG, at(5 * beat))
+    assert (row.watched_seconds, row.clamped_seconds) == (200.0, 0.0)
+    # 3x for a while: the grace carried over goes first, then every heartbeat is clamped.
+    for beat in range(20, 30):
+        row = advance(row, claim((row.played[-1][1], row.played[-1][1] + 15)), LONG, at(5 * beat))
+    assert row.clamped_seconds > 0
+    assert row.watched_seconds <= 200 + 2 * 5 * 10 + 2 * GRACE
+
+
+def test_the_course_rate_decides_how_fast_watching_is_credited() -> None:
+    fast = ContentRules(
+        course_id=7, kind=ContentKind.VIDEO, duration=3600.0, threshold=0.9, max_rate=4.0
+    )
+    opened = Progress(credited_at=T0)
+    assert advance(opened, claim((0, 40)), fast, at(10)).clamped_seconds == 0
+    assert advance(opened, claim((0, 40)), LONG, at(10)).clamped_seconds == 20
+    assert allowance(opened, fast, at(10)) == 40
+    assert allowance(opened, LONG, at(10)) == 20
+
+
+def test_a_pause_or_a_device_offline_is_credited_for_the_time_it_took() -> None:
+    row = advance(Progress(), claim((0, 10)), LONG, at(0))
+    later = advance(row, claim((10, 610)), LONG, at(600))  # 10 min offline at 1x, sent at once
+    assert (later.watched_seconds, later.clamped_seconds) == (610.0, 0.0)
+
+
+def test_quick_heartbeats_do_not_each_add_a_grace() -> None:
+    row = advance(Progress(), claim((0, 1)), LONG, at(0))
+    for beat in range(1, 100):  # a heartbeat every 10 ms, each claiming 5 s more
+        row = advance(row, claim((5 * beat - 4, 5 * beat + 1)), LONG, at(beat / 100))
+    assert row.watched_seconds <= 2 * 1.0 + 2 * GRACE + 1e-9
+
+
+def test_a_claim_taken_before_the_rows_last_credit_credits_nothing_and_is_not_counted() -> None:
+    row = advance(Progress(credited_at=T0), claim((0, 10)), LONG, at(60))
+    late = advance(row, claim((10, 20)), LONG, at(30))  # another node took it earlier
+    assert (late.played, late.clamped_seconds, late.credited_at) == (
+        row.played,
+        0.0,
+        row.credited_at,
+    )
+
+
+def test_clamping_never_credits_a_gap_it_leaves_before_a_stored_segment() -> None:
+    row = Progress(played=((10.0, 20.0),), credited_at=T0)
+    clamped = advance(row, claim((0, 20)), LONG, at(4.9))  # 9.8 s allowed of the 10 s before
+    assert clamped.played == ((0.0, 9.5), (10.0, 20.0))
+    assert clamped.clamped_seconds == pytest.approx(0.5)
+
+
+@st.composite
+def heartbeats(draw: st.DrawFn) -> list[tuple[float, Progress]]:
+    """A learner's heartbeats: (seconds after T0, claim), in the order the server took them."""
+    beats = []
+    clock = 0.0
+    for _ in range(draw(st.integers(1, 12))):
+        clock += draw(st.sampled_from([0.0, 0.01, 1.0]) | st.floats(0, 60))
+        beats.append((clock, Progress(played=draw(normalised))))
+    return beats
+
+
+rates = st.sampled_from([1.0, 2.0, 3.5, 16.0])
+
+
+def rules_at(rate: float) -> ContentRules:
+    return ContentRules(
+        course_id=7, kind=ContentKind.VIDEO, duration=100.0, threshold=0.9, max_rate=rate
+    )
+
+
+@given(heartbeats(), rates)
+def test_credited_coverage_never_grows_faster_than_the_rate_plus_the_grace(beats, rate) -> None:
+    """Between any two heartbeats that claim new coverage (and before the first), the watched
+    seconds grow by at most the rate times the time between them, plus the grace's worth."""
+    rules = rules_at(rate)
+    row, credited = Progress(), []
+    for seconds, claimed in beats:
+        before = row
+        row = advance(row, claimed, rules, at(seconds))
+        assert row.watched_seconds >= before.watched_seconds  # credit never goes back
+        if watched(union(before.played, claimed.played)) > before.watched_seconds:
+            if not credited:
+                assert row.watched_seconds <= rate * GRACE + 1e-9
+            credited.append((seconds, row.watched_seconds))
+    for (t1, w1), (t2, w2) in itertools.combinations(credited, 2):
+        # Times are kept to the microsecond: each heartbeat may round its allowance up by one.
+        assert w2 - w1 <= rate * (t2 - t1 + GRACE + len(beats) * 1e-6) + 1e-9
+
+
+@given(progress_values(), normalised, st.floats(0, 3600), rates)
+def test_a_claim_within_its_allowance_is_credited_unchanged(stored, played, elapsed, rate) -> None:
+    rules = rules_at(rate)
+    stored = replace(stored, credited_at=T0)
+    merged = union(stored.played, played)
+    if watched(merged) - stored.watched_seconds > allowance(stored, rules, at(elapsed)):
+        return
+    row = advance(stored, Progress(played=played), rules, at(elapsed))
+    assert row.played == merged
+    assert row.clamped_seconds == stored.clamped_seconds
+
+
+@given(progress_values(), normalised, st.floats(0, 60), rates)
+def test_clamping_keeps_the_earliest_new_seconds_and_counts_the_rest(
+    stored, played, elapsed, rate
+) -> None:
+    rules = rules_at(rate)
+    stored = replace(stored, credited_at=T0)
+    allowed = allowance(stored, rules, at(elapsed))
+    claimed = union(stored.played, played)
+    new = watched(claimed) - stored.watched_seconds
+    row = advance(stored, Progress(played=played), rules, at(elapsed))
+    granted = row.watched_seconds - stored.watched_seconds
+    assert -1e-9 <= granted <= allowed + 1e-9
+    assert granted + (row.clamped_seconds - stored.clamped_seconds) == pytest.approx(
+        max(0.0, new), abs=1e-6
+    )
+    credited_new = _minus(row.played, stored.played)
+    dropped = _minus(claimed, row.played)
+    if credited_new and dropped:
+        assert credited_new[-1][1] <= dropped[0][0] + 1e-9  # nothing later kept before earlier
+
+
+def _minus(a: tuple[tuple[float, float], ...], b: tuple[tuple[float, float], ...]):
+    """The parts of the union `a` not in `b` (b within a), longer than rounding."""
+    out = []
+    for start, end in a:
+        cursor = start
+        for b_start, b_end in b:
+            if b_end <= cursor or b_start >= end:
+                continue
+            if b_start > cursor:
+                out.append((cursor, b_start))
+            cursor = max(cursor, b_end)
+        if end - cursor > 1e-9:
+            out.append((cursor, end))
+    return [(s, e) for s, e in out if e - s > 1e-9]
+
+
+@given(progress_values(), normalised, st.floats(0, 60), rates)
+def test_recording_the_same_heartbeat_twice_credits_it_once(stored, played, elapsed, rate) -> None:
+    rules = rules_at(rate)
+    stored = replace(stored, credited_at=T0)
+    once = advance(stored, Progress(played=played), rules, at(elapsed))
+    twice = advance(once, Progress(played=played), rules, at(elapsed))
+    assert (twice.played, twice.completed_at, twice.credited_at) == (
+        once.played,
+        once.completed_at,
+        once.credited_at,
+    )
+    if once.clamped_seconds == stored.clamped_seconds:
+        assert twice == once
+
+
+@given(progress_values(), normalised, normalised, st.floats(0, 3600), rates)
+def test_heartbeats_within_the_allowance_are_credited_in_any_order(
+    stored, a, b, elapsed, rate
+) -> None:
+    rules = rules_at(rate)
+    stored = replace(stored, credited_at=T0)
+    now = at(elapsed)
+    gained = [
+        watched(union(stored.played, *x)) - stored.watched_seconds for x in ([a, b], [a], [b])
+    ]
+    if gained[0] > allowance(stored, rules, now) or max(gained[1:]) > rate * GRACE:
+        return
+    ab = advance(advance(stored, Progress(played=a), rules, now), Progress(played=b), rules, now)
+    ba = advance(advance(stored, Progress(played=b), rules, now), Progress(played=a), rules, now)
+    assert ab.played == ba.played == union(stored.played, a, b)
+    assert (ab.completed_at, ab.clamped_seconds) == (ba.completed_at, ba.clamped_seconds)
 
 
 # --- refusals -----------------------------------------------------------------------------------

@@ -22,7 +22,14 @@ from lms import commands
 from lms.config import Settings
 from lms.node import serve
 from tests.lms.http.conftest import PASSWORD, Login, log_in, make_instructor, sign_up
-from tests.lms.http.test_progress import DURATION, PROGRESS, Course, enrol, make_course
+from tests.lms.http.test_progress import (
+    DURATION,
+    PROGRESS,
+    Course,
+    a_day_later,
+    enrol,
+    make_course,
+)
 from tests.polling import eventually
 from tests.slow_link import slow_link
 
@@ -35,7 +42,12 @@ async def get(api: httpx.AsyncClient, who: Login, path: str, status: int = 200) 
     return response.json()
 
 
-async def watch(api: httpx.AsyncClient, who: Login, content_id: int, *played: list[float]) -> dict:
+async def watch(
+    api: httpx.AsyncClient, dsn: str, who: Login, content_id: int, *played: list[float]
+) -> dict:
+    """A heartbeat with `played`, a day after the learner opened the video (so it is credited
+    whole, however long: `a_day_later`)."""
+    await a_day_later(api, dsn, who, content_id)
     response = await api.post(
         PROGRESS,
         json={"content_id": content_id, "position": played[-1][1], "played": list(played)},
@@ -55,7 +67,7 @@ async def test_the_learner_dashboard_follows_every_write_on_the_next_read(
     assert (before["courses_not_started"], before["current_streak"]) == (1, 0)
     assert before["resume"][0]["content_id"] == course.videos[0]
 
-    await watch(api, learner, course.videos[1], [0, 30])  # progress
+    await watch(api, database_url, learner, course.videos[1], [0, 30])  # progress
     stats = await get(api, learner, "/stats")
     assert stats["watched_seconds"] == pytest.approx(30)
     assert (stats["courses_in_progress"], stats["current_streak"], stats["longest_streak"]) == (
@@ -70,7 +82,7 @@ async def test_the_learner_dashboard_follows_every_write_on_the_next_read(
     assert (resume["content_id"], resume["position"]) == (course.videos[1], 30)
 
     for video in course.videos:  # completion
-        await watch(api, learner, video, [0, DURATION])
+        await watch(api, database_url, learner, video, [0, DURATION])
     done = await api.post(
         PROGRESS, json={"content_id": course.text, "completed": True}, headers=learner.auth
     )
@@ -153,7 +165,7 @@ async def test_the_progress_chart_follows_heartbeats_and_checks_its_parameters(
     today = date.fromisoformat(chart["last"])
     assert date.fromisoformat(chart["first"]) == today - timedelta(days=29)
 
-    await watch(api, learner, course.videos[0], [0, 45])
+    await watch(api, database_url, learner, course.videos[0], [0, 45])
     chart = await get(api, learner, "/analytics/progress")
     assert chart["buckets"][-1] == {"start": str(today), "watched_seconds": 45, "completions": 0}
     weekly = await get(
@@ -212,7 +224,7 @@ async def test_course_analytics_follow_progress_enrolments_and_content_edits(
     assert len(untouched["retention"]) == DURATION
     assert set(untouched["retention"]) == {0}
 
-    await watch(api, learner, course.videos[0], [0, 120])
+    await watch(api, database_url, learner, course.videos[0], [0, 120])
     after = await get(api, instructor, path)
     assert after["active_learners"] == {"day": 1, "week": 1, "month": 1}
     first = after["funnel"][0]
@@ -226,7 +238,7 @@ async def test_course_analytics_follow_progress_enrolments_and_content_edits(
     await enrol(api, second, course)
     assert (await get(api, instructor, path))["enrolled"] == 2
 
-    await watch(api, learner, course.videos[0], [0, DURATION])  # a completion
+    await watch(api, database_url, learner, course.videos[0], [0, DURATION])  # a completion
     funnel = (await get(api, instructor, path))["funnel"]
     assert (funnel[0]["completed"], funnel[0]["completed_share"]) == (1, 0.5)
 
@@ -264,7 +276,7 @@ async def test_a_warm_course_analytics_read_sends_the_same_json_as_the_cold_one(
 ) -> None:
     course = await make_course(api, database_url, instructor, videos=2)
     await enrol(api, learner, course)
-    await watch(api, learner, course.videos[0], [0, 120])
+    await watch(api, database_url, learner, course.videos[0], [0, 120])
     path = DASHBOARD + f"/analytics/course/{course.id}"
     cold = await api.get(path, headers=instructor.auth)  # computed: nobody asked before
     warm = await api.get(path, headers=instructor.auth)
@@ -291,7 +303,7 @@ async def test_the_admin_dashboard_follows_users_enrolments_and_progress(
     await enrol(api, learner, course)
     top = (await get(api, admin, "/admin"))["top_courses"][0]
     assert (top["course_id"], top["enrolled"]) == (course.id, 1)
-    await watch(api, learner, course.videos[0], [0, DURATION])
+    await watch(api, database_url, learner, course.videos[0], [0, DURATION])
     after = await get(api, admin, "/admin")
     assert (after["completions"], after["watched_seconds"]) == (1, DURATION)
     assert after["active_users"]["day"] == 1
@@ -386,7 +398,7 @@ async def test_the_next_read_after_an_acknowledged_heartbeat_is_fresh_every_time
             for turn in range(1, 51):
                 await get(api, learner, "/stats")  # both cached before each heartbeat
                 await get(api, instructor, path)
-                await watch(api, learner, course.videos[0], [0, 10 * turn])
+                await watch(api, database_url, learner, course.videos[0], [0, 10 * turn])
                 stats = await get(api, learner, "/stats")
                 assert stats["watched_seconds"] == 10 * turn, f"stale after heartbeat {turn}"
                 coverage = (await get(api, instructor, path))["funnel"][0]["coverage"]

@@ -15,7 +15,15 @@ from lms.store import bridge
 from lms.store import progress as progress_store
 from lms.store.database import Database
 from proto.progress import ProgressWrite
-from tests.progress_setup import DURATION, Seeded, heartbeat, open_database, seed, stored_played
+from tests.progress_setup import (
+    DURATION,
+    LONG_AGO,
+    Seeded,
+    heartbeat,
+    open_database,
+    seed,
+    stored_played,
+)
 
 # --- racing another writer ----------------------------------------------------------------------
 
@@ -50,30 +58,32 @@ async def test_a_batch_overtaken_by_another_writer_merges_into_its_row(
     database_url: str, row_exists: bool
 ) -> None:
     """The second writer to a row finds it changed since it read it, writes nothing over it,
-    reads again and merges: both writers' segments are kept, whoever wrote first."""
+    reads again and merges: both writers' segments are kept, whoever wrote first. (Segments of
+    10 s: a row's first heartbeat is credited 12 s at most.)"""
     async with bridge.open_bridge(), open_database(database_url, max_size=2) as db:
         course = await db.transaction(seed)
         learner, video = course.learners[0], course.videos[0]
         if row_exists:
-            await db.connection(progress_store.apply_batch, [heartbeat(learner, video, (0, 30))])
+            await db.connection(progress_store.apply_batch, [heartbeat(learner, video, (0, 10))])
+        ahead = heartbeat(learner, video, (200, 210))  # taken first by the other node
 
         async def overtaken(conn: asyncpg.Connection) -> list[Written | Refused]:
             other = await asyncpg.connect(database_url)
             try:
 
                 async def overtake() -> None:
-                    await progress_store.apply_batch(other, [heartbeat(learner, video, (200, 230))])
+                    await progress_store.apply_batch(other, [ahead])
 
                 raced = RacedConnection(conn, overtake)
                 return await progress_store.apply_batch(
-                    raced, [heartbeat(learner, video, (100, 130))]
+                    raced, [heartbeat(learner, video, (100, 110))]
                 )
             finally:
                 await other.close()
 
         (outcome,) = await db.connection(overtaken)
 
-        expected = ((0, 30), (100, 130), (200, 230)) if row_exists else ((100, 130), (200, 230))
+        expected = ((0, 10), (100, 110), (200, 210)) if row_exists else ((100, 110), (200, 210))
         assert isinstance(outcome, Written)
         assert outcome.changed
         assert tuple(map(tuple, outcome.state.played)) == expected
@@ -86,18 +96,18 @@ async def test_a_batch_partly_overtaken_still_reports_the_change_it_stored_first
     """The first round writes one row and loses the other to another writer; the second round
     finds the first row already as merged, but its sender must still hear that it changed."""
     async with bridge.open_bridge(), open_database(database_url, max_size=2) as db:
-        course = await db.transaction(seed, learners=2)
+        course = await db.transaction(seed, learners=2, opened_at=LONG_AGO)
         (first, overtaken), video = course.learners, course.videos[0]
         for learner in course.learners:
             await db.connection(progress_store.apply_batch, [heartbeat(learner, video, (0, 30))])
+        ahead = heartbeat(overtaken, video, (200, 230))  # taken first by the other node
 
         async def batch(conn: asyncpg.Connection) -> list[Written | Refused]:
             other = await asyncpg.connect(database_url)
             try:
 
                 async def overtake() -> None:
-                    later = heartbeat(overtaken, video, (200, 230))
-                    await progress_store.apply_batch(other, [later])
+                    await progress_store.apply_batch(other, [ahead])
 
                 writes = [heartbeat(first, video, (30, 60)), heartbeat(overtaken, video, (30, 60))]
                 return await progress_store.apply_batch(RacedConnection(conn, overtake), writes)
@@ -113,7 +123,7 @@ async def test_a_batch_partly_overtaken_still_reports_the_change_it_stored_first
 
 async def test_a_content_deleted_during_a_batch_refuses_only_its_writes(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url, max_size=2) as db:
-        course = await db.transaction(seed)
+        course = await db.transaction(seed, opened_at=LONG_AGO)
         learner, (gone, kept) = course.learners[0], course.videos
 
         async def batch(conn: asyncpg.Connection) -> list[Written | Refused]:
@@ -166,7 +176,7 @@ async def apply_counted(
 
 async def test_steady_heartbeats_skip_reading_rows_the_writer_just_wrote(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=2)
+        course = await db.transaction(seed, learners=2, opened_at=LONG_AGO)
         (a, b), video = course.learners, course.videos[0]
         rows = progress_store.ProgressRows()
         _, statements = await apply_counted(db, rows, heartbeat(a, video, (0, 5)))
@@ -195,7 +205,7 @@ async def a_remembered_row(
     """A course whose first learner has played 0-30 s of its first video, written through (so
     remembered by) the `ProgressRows` yielded."""
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed)
+        course = await db.transaction(seed, opened_at=LONG_AGO)
         rows = progress_store.ProgressRows()
         await apply_counted(db, rows, heartbeat(course.learners[0], course.videos[0], (0, 30)))
         yield db, course, rows
@@ -233,13 +243,14 @@ async def test_a_remembered_row_written_meanwhile_by_a_batch_of_the_same_writer_
     moved, reads and merges, and remembers the row as it now stands."""
     async with a_remembered_row(database_url) as (db, course, rows):
         learner, video = course.learners[0], course.videos[0]
+        ahead = heartbeat(learner, video, (100, 130))  # taken first by the other batch
 
         async def overtaken(conn: asyncpg.Connection) -> list[Written | Refused]:
             other = await asyncpg.connect(database_url)
             try:
 
                 async def overtake() -> None:
-                    await rows.apply_batch(other, [heartbeat(learner, video, (100, 130))])
+                    await rows.apply_batch(other, [ahead])
 
                 raced = RacedConnection(conn, overtake, before=True)
                 return await rows.apply_batch(raced, [heartbeat(learner, video, (200, 230))])
@@ -322,7 +333,7 @@ async def test_a_video_deleted_or_shortened_since_its_row_was_remembered_is_chec
 
 async def test_the_writer_remembers_only_its_most_recent_rows(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=3)
+        course = await db.transaction(seed, learners=3, opened_at=LONG_AGO)
         video = course.videos[0]
         rows = progress_store.ProgressRows(capacity=2)
         for learner in course.learners:

@@ -14,7 +14,7 @@ from lms.store import bridge
 from lms.store.database import Database
 from lms.store.progress import ProgressRows
 from proto.progress import ProgressUpdate
-from tests.progress_setup import DURATION, heartbeat, open_database, seed
+from tests.progress_setup import DURATION, LONG_AGO, heartbeat, open_database, seed
 
 
 async def _achievements(db: Database) -> list[tuple[str, str, dict]]:
@@ -35,7 +35,7 @@ async def test_a_first_video_and_a_completed_course_each_write_one_mail(
     database_url: str,
 ) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=2)
+        course = await db.transaction(seed, learners=2, opened_at=LONG_AGO)
         await db.transaction(
             lambda conn: conn.execute("DELETE FROM contents WHERE id = $1", course.unprocessed)
         )
@@ -80,19 +80,19 @@ async def test_a_learner_who_finished_a_video_before_gets_no_first_video_mail(
     database_url: str,
 ) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=1)
+        course = await db.transaction(seed, learners=1, opened_at=LONG_AGO)
         (ada,), (first, second) = course.learners, course.videos
 
         async def finished_before_mail_existed(conn: asyncpg.Connection) -> None:
             await conn.execute(
                 """
-                INSERT INTO progress (user_id, content_id, course_id, played, watched_seconds,
-                                      duration, completed_at)
-                VALUES ($1, $2, $3, ARRAY[0, $4]::float8[], $4, $4, now())
+                UPDATE progress
+                SET played = ARRAY[0, $3]::float8[], watched_seconds = $3, duration = $3,
+                    completed_at = now()
+                WHERE user_id = $1 AND content_id = $2
                 """,
                 ada,
                 first,
-                course.course_id,
                 DURATION,
             )
 
