@@ -52,6 +52,9 @@ TICK = 0.25
 STALL_MEMORY = 2 * 300.0
 """How long a stall is remembered: two of the longest keep-alives (`proto.frames.KeepAlive`),
 after which every connection heard before it has been pinged or cut."""
+MAX_STALLS = 1024
+"""Stalls remembered at most (an overloaded node is late at every tick): forgetting the oldest
+only counts more silence, as before stalls were counted."""
 
 
 class KeepAlive:
@@ -68,7 +71,7 @@ class KeepAlive:
         self._due: list[tuple[float, int, Connection]] = []
         self._order = itertools.count()
         # (start, end) of the times the watcher was away, oldest first.
-        self._stalls: deque[tuple[float, float]] = deque()
+        self._stalls: deque[tuple[float, float]] = deque(maxlen=MAX_STALLS)
 
     def watch(self, conn: Connection) -> None:
         """Ping `conn` when it falls silent, cut it when it stays so; from now on."""
@@ -106,9 +109,10 @@ class KeepAlive:
         """How long `conn` has been silent while the watcher was awake."""
         heard = conn.heard_at
         silent = now - heard
-        for start, end in self._stalls:
-            if end > heard:
-                silent -= end - max(start, heard)
+        for start, end in reversed(self._stalls):
+            if end <= heard:
+                break  # and so did every older one
+            silent -= end - max(start, heard)
         return silent
 
     def _sweep(self, now: float) -> None:
