@@ -25,6 +25,7 @@ import trio
 
 from lms.config import Settings
 from lms.domain.access import Principal
+from lms.domain.upload_names import shown_name
 from lms.domain.uploads import IllegalUploadMove
 from lms.errors import Conflict, Forbidden, LmsError, NotFound, TooLarge
 from lms.jobs.service import Jobs
@@ -240,7 +241,7 @@ class Uploads:
         async def write(upload_id: str) -> tuple[str, int]:
             size = await self._write_whole(upload_id, file)
             # Read after the bytes: the form names its file only once they begin.
-            return file.filename or "upload", size
+            return shown_name(file.filename or ""), size
 
         return await self._store_whole(who, course_id, content_id, write)
 

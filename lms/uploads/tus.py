@@ -16,6 +16,7 @@ import binascii
 import re
 from dataclasses import dataclass
 
+from lms.domain.upload_names import shown_name
 from lms.errors import Conflict, Invalid, LmsError, TooLarge
 from proto.api import MAX_ID
 
@@ -102,7 +103,8 @@ def upload_target(metadata: dict[str, str]) -> UploadTarget:
         raise Invalid(f"the file name is longer than {MAX_FILENAME} characters")
     if "\x00" in filename:  # PostgreSQL cannot store it
         raise Invalid("the file name may not contain the NUL character")
-    return UploadTarget(int(raw_id), filename or "upload")
+    # Stored as the upload's name only, never as a path (lms/domain/upload_names.py).
+    return UploadTarget(int(raw_id), shown_name(filename))
 
 
 def encode_metadata(metadata: dict[str, str]) -> str:
