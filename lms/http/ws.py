@@ -5,6 +5,11 @@ only moves frames: what the client sends becomes a call on the progress service 
 the router; what the actors queue on the connection is written by one writer task, everything
 queued at once in one message. The answer to a client's own frame (an ack) is sent by the
 reader itself when nothing is queued before it. The protocol is described in `proto/frames.py`.
+
+Opening sockets is limited (lms/http/rate_limits.py): per client address before the handshake
+(a plain 429 with Retry-After), per account once the auth frame names it (closed with 4429);
+and a user holds at most LMS_MAX_SOCKETS_PER_USER open at once on a node, which their session
+counts (actors/user_session.py): the next is closed with 4429 before its welcome.
 """
 
 from __future__ import annotations
