@@ -129,3 +129,19 @@ async def test_a_session_lives_while_connected_and_retires_when_idle(
     assert router.statistics().sessions.live == 0
     assert router.statistics().sessions.retired == 1
     assert not bus.subscribed(user_channel(USER))
+
+
+async def test_a_user_past_max_sockets_per_user_is_refused_until_one_leaves(
+    nursery: trio.Nursery, bus: Bus
+) -> None:
+    router = LiveRouter("a", bus, RouterOptions(max_sockets_per_user=2))
+    await nursery.start(router.run)
+    laptop, phone, tablet = (Connection(Peer(f"a/{n}", USER, "Ada", f"d{n}")) for n in range(3))
+    assert await router.attach(laptop)
+    assert await router.attach(phone)
+    assert not await router.attach(tablet)
+    other_user = Connection(Peer("a/9", USER + 1, "Bob"))
+    assert await router.attach(other_user)
+    assert router.statistics().connections == 3  # the refused one is not watched either
+    await router.leave(phone)
+    assert await router.attach(tablet)
