@@ -111,8 +111,8 @@ function onFrame(frame) {
     socket.send({ type: "subscribe" });
     if (welcomed) refetch();  // welcomed again after a drop: catch up
     welcomed = true;
-  } else if (frame.type === "progress" || frame.type === "job") {
-    refetch();
+  } else if (frame.type === "progress" || frame.type === "job" || frame.type === "resync") {
+    refetch();  // resync: this node may have missed events of others (its link was down)
   } else if (frame.type === "error") {
     notice(frame.message);
   }
