@@ -17,7 +17,7 @@ from lms.uploads.service import Uploads
 
 log = structlog.get_logger()
 
-DEMO_PASSWORD = "demo-password"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - the demo's published password (LMS_SEED_DEMO, local trials)
 INSTRUCTOR_EMAIL = "instructor@demo.lms"
 LEARNER_EMAIL = "learner@demo.lms"
 LECTURE_FILENAME = "sample-lecture.mp4"

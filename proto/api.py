@@ -100,7 +100,7 @@ class TokenPair(Response, frozen=True):
     access_token: str
     refresh_token: str
     expires_in: int
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
 
 
 class PasswordResetRequest(Request, frozen=True):

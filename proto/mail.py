@@ -23,7 +23,7 @@ class MailKind(enum.StrEnum):
     DIGEST = "digest"  # new content in an enrolled course
     REMINDER = "reminder"
     ACHIEVEMENT = "achievement"
-    PASSWORD_RESET = "password_reset"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a template's name, not a secret
     ACCOUNT_EXISTS = "account_exists"  # someone tried to register this address
 
 

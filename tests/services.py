@@ -65,7 +65,7 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
 
 
 def _scratch_base() -> str | None:
-    shm = "/dev/shm"
+    shm = "/dev/shm"  # noqa: S108 - mkdtemp's parent: a private dir is made in it
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 

@@ -207,7 +207,7 @@ class _Queue(Generic[M]):
             raise trio.BusyResourceError("another task is already receiving from this mailbox")
 
     def _wake_filling(self) -> None:
-        assert self._filling is not None
+        assert self._filling is not None  # noqa: S101 - narrows the type for mypy; the caller checked
         filling, self._filling = self._filling[0], None
         trio.lowlevel.reschedule(filling)
 

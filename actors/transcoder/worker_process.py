@@ -89,8 +89,8 @@ async def run_worker(
         )
         if on_started is not None:
             on_started(process)
-        assert process.stdout is not None
-        assert process.stderr is not None
+        assert process.stdout is not None  # noqa: S101 - narrows the type: stdout is piped
+        assert process.stderr is not None  # noqa: S101 - narrows the type: stderr is piped
         # A corrupt stream stops the process; cancelling run_process does that gracefully.
         nursery.start_soon(read_frames, process.stdout, nursery.cancel_scope)
         nursery.start_soon(keep_stderr_tail, process.stderr)

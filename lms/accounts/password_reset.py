@@ -93,14 +93,14 @@ class PasswordResets:
         # again as it is spent, in the transaction, since two requests may race.
         state, address = await self._db.connection(password_resets.redeemable, hashed, body.email)
         _refuse_unless_valid(state)
-        assert address is not None  # a valid token names its account
+        assert address is not None  # noqa: S101 - a valid token names its account
         refuse_weak(body.password, address)
         password_hash = await hash_password(body.password)
         state, user_id = await self._db.transaction(
             password_resets.redeem, hashed, body.email, password_hash
         )
         _refuse_unless_valid(state)
-        assert user_id is not None  # a valid redemption names the account it reset
+        assert user_id is not None  # noqa: S101 - a valid redemption names its account
         await self._cache.invalidate(tags.account(user_id))
         log.info("password_reset", user_id=user_id)
 

@@ -83,7 +83,7 @@ def _origin(public_url: str) -> str:
 def _environment(autoescape: bool) -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-        autoescape=autoescape,
+        autoescape=autoescape,  # noqa: S701 - False only for the text/plain templates
         undefined=jinja2.StrictUndefined,  # a missing context value fails, not renders blank
         keep_trailing_newline=True,
     )

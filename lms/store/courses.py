@@ -65,13 +65,16 @@ class CoursePart(Generic[T]):
 
     async def get(self, conn: asyncpg.Connection, course_id: int, part_id: int) -> T | None:
         row = await conn.fetchrow(
-            f"SELECT * FROM {self.table} WHERE course_id = $1 AND id = $2", course_id, part_id
+            f"SELECT * FROM {self.table} WHERE course_id = $1 AND id = $2",  # noqa: S608 - table is ours; values are parameters
+            course_id,
+            part_id,
         )
         return None if row is None else to_struct(row, self.struct)
 
     async def list(self, conn: asyncpg.Connection, course_id: int) -> list[T]:
         rows = await conn.fetch(
-            f"SELECT * FROM {self.table} WHERE course_id = $1 ORDER BY position, id", course_id
+            f"SELECT * FROM {self.table} WHERE course_id = $1 ORDER BY position, id",  # noqa: S608 - table is ours; values are parameters
+            course_id,
         )
         return [to_struct(row, self.struct) for row in rows]
 
@@ -84,7 +87,7 @@ class CoursePart(Generic[T]):
 
     async def delete(self, conn: asyncpg.Connection, course_id: int, part_id: int) -> bool:
         deleted = await conn.fetchval(
-            f"DELETE FROM {self.table} WHERE course_id = $1 AND id = $2 RETURNING true",
+            f"DELETE FROM {self.table} WHERE course_id = $1 AND id = $2 RETURNING true",  # noqa: S608 - table is ours; values are parameters
             course_id,
             part_id,
         )

@@ -252,7 +252,7 @@ class EmbeddedPostgres:
         return cluster
 
     async def _supervise(self, cluster: PostgresCluster, task_status: trio.TaskStatus[str]) -> None:
-        assert self._port is not None
+        assert self._port is not None  # noqa: S101 - narrows the type: set before supervising
         info = cluster_info(cluster, self._port)
         crashes = CrashHistory(self._config.restart)
         while True:

@@ -150,7 +150,7 @@ async def enqueue(
 
 async def register_workers(conn: asyncpg.Connection, slots: list[WorkerSlot]) -> None:
     await conn.execute(
-        f"DELETE FROM workers WHERE heartbeat_at < now() - interval '{FORGET_WORKERS_AFTER}'"
+        f"DELETE FROM workers WHERE heartbeat_at < now() - interval '{FORGET_WORKERS_AFTER}'"  # noqa: S608 - a constant of this module
     )
     await conn.executemany(
         """

@@ -177,7 +177,7 @@ def _dir_on_path(path: str) -> Path | None:
 
 def postgres_major_version(bin_dir: Path) -> int:
     """The major version of `bin_dir/postgres` (16 for "postgres (PostgreSQL) 16.2")."""
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: S603 - argv is ours, no shell
         [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
     ).stdout
     match = re.search(r"\)\s*(\d+)", out)
@@ -232,7 +232,7 @@ def _ensure_system_user(name: str) -> pwd.struct_passwd:
     with contextlib.suppress(KeyError):
         return pwd.getpwnam(name)
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603 - argv is ours, no shell
         [
             useradd,
             "--system",
@@ -396,7 +396,7 @@ def place_cluster(wanted: Path, state_dir: Path = SYSTEM_STATE_DIR) -> ClusterPa
         _make_owned_dir(root, owner)
     except OSError as exc:
         blocker = untraversable_ancestor(wanted_paths.data_dir, user)
-        assert blocker is not None  # else cluster_root would have kept `wanted`
+        assert blocker is not None  # noqa: S101 - else cluster_root would have kept `wanted`
         raise DirectoryNotTraversableError(
             f"{_unreachable(wanted_paths.data_dir, user, blocker)}, and moving the cluster to "
             f"{root} failed: {exc}. Set LMS_DATA_DIR to a directory {user.name} can reach, or "
@@ -478,8 +478,11 @@ def _installation_parts(bin_dir: Path) -> tuple[Path, list[Path]]:
     objects = [p for p in bin_dir.iterdir() if p.is_file()]
     objects += [p for p in (install / "lib").rglob("*.so") if p.is_file()]
     # ldd exits non-zero when one of them is not a dynamic object (a script): read what it found.
-    listing = subprocess.run(
-        ["ldd", *map(str, objects)], capture_output=True, text=True, check=False
+    listing = subprocess.run(  # noqa: S603 - argv is ours, no shell
+        ["ldd", *map(str, objects)],  # noqa: S607 - the system's ldd, found on PATH
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     for found in sorted(set(_LDD_LIBRARY.findall(listing))):
         # ldd spells a library found through $ORIGIN from the object's own directory.
@@ -496,7 +499,7 @@ def _open_to_all(tree: Path) -> None:
     tree.chmod(0o755)
     for directory, subdirs, files in os.walk(tree):
         for name in subdirs:
-            os.chmod(os.path.join(directory, name), 0o755)
+            os.chmod(os.path.join(directory, name), 0o755)  # noqa: S103 - a shared install postgres' user must read
         for name in files:
             path = os.path.join(directory, name)
             mode = stat.S_IMODE(os.lstat(path).st_mode)
@@ -605,7 +608,7 @@ def _initdb(cluster: PostgresCluster, *, sync: bool) -> None:
     staging = data_dir.with_name(data_dir.name + ".initdb")
     shutil.rmtree(staging, ignore_errors=True)
     _make_owned_dir(staging, cluster.user)
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603 - argv is ours, no shell
         initdb_command(cluster.bin_dir, staging, sync=sync),
         capture_output=True,
         text=True,
@@ -795,7 +798,7 @@ def ensure_database_call(bin_dir: Path, info: ClusterInfo, name: str) -> ClientC
     if not _DATABASE_NAME.fullmatch(name):
         raise ValueError(f"database name must match {_DATABASE_NAME.pattern}: {name!r}")
     script = (
-        f"SELECT 'CREATE DATABASE {name}' "
+        f"SELECT 'CREATE DATABASE {name}' "  # noqa: S608 - name matched _DATABASE_NAME above
         f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{name}')\\gexec\n"
     )
     argv = [

@@ -39,7 +39,7 @@ async def insert_row(
 ) -> asyncpg.Record:
     """INSERT one row into `table` and return it (column names are ours, as in update_row)."""
     placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    sql = f"INSERT INTO {table} ({', '.join(values)}) VALUES ({placeholders}) RETURNING *"
+    sql = f"INSERT INTO {table} ({', '.join(values)}) VALUES ({placeholders}) RETURNING *"  # noqa: S608 - table and columns are ours; values are parameters
     return await fetch_one(conn, sql, *values.values())
 
 
@@ -60,5 +60,5 @@ async def update_row(
     if touch:
         sets.append("updated_at = now()")
     conds = [f"{column} = ${i}" for i, column in enumerate(where, start=len(values) + 1)]
-    sql = f"UPDATE {table} SET {', '.join(sets)} WHERE {' AND '.join(conds)} RETURNING *"
+    sql = f"UPDATE {table} SET {', '.join(sets)} WHERE {' AND '.join(conds)} RETURNING *"  # noqa: S608 - table and columns are ours; values are parameters
     return await conn.fetchrow(sql, *values.values(), *where.values())

@@ -62,7 +62,7 @@ async def insert_upload(
             RETURNING *
         )
         {_SELECT} new
-        """,
+        """,  # noqa: S608 - {_SELECT} is a constant of this module
         upload_id,
         owner_id,
         content_id,
@@ -93,7 +93,7 @@ async def advance(
             RETURNING *
         )
         {_SELECT} moved
-        """,
+        """,  # noqa: S608 - {_SELECT} is a constant of this module
         upload_id,
         old,
         new,
@@ -118,7 +118,7 @@ async def move(conn: asyncpg.Connection, upload_id: str, new: UploadState) -> Up
             WHERE id = $1 RETURNING *
         )
         {_SELECT} moved
-        """,
+        """,  # noqa: S608 - {_SELECT} is a constant of this module
         upload_id,
         new.value,
     )

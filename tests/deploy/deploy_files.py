@@ -32,7 +32,7 @@ _ComposeLoader.add_constructor(
 
 
 def load_compose(name: str) -> dict[str, Any]:
-    loaded = yaml.load((DEPLOY / name).read_text(), Loader=_ComposeLoader)
+    loaded = yaml.load((DEPLOY / name).read_text(), Loader=_ComposeLoader)  # noqa: S506 - _ComposeLoader is a SafeLoader
     assert isinstance(loaded, dict), f"{name} is not a mapping"
     return loaded
 
