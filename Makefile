@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install system-deps lint typecheck bench clean
+.PHONY: run test install system-deps lint typecheck audit bench clean
 
 run: install
 	$(BIN)/lms serve
@@ -43,6 +43,15 @@ lint: install
 # mypy over lms, actors, media and proto (pyproject's [tool.mypy]): ~10 s cold, <1 s warm.
 typecheck: install
 	$(BIN)/mypy
+
+# Known vulnerabilities (PyPI's advisories, through pip-audit) in exactly what the venv holds:
+# every installed version, pip and setuptools included, but not this project (not on PyPI).
+# --strict: a package that cannot be looked up (offline, or a mirror without PyPI's JSON API)
+# fails the audit instead of passing unaudited.
+AUDITED := $(VENV)/audited-requirements.txt
+audit: install
+	$(BIN)/python -m pip freeze --all --exclude-editable > $(AUDITED)
+	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r $(AUDITED)
 
 # The benchmarks' Python peers (pyproject's `bench` extra), on top of the test install.
 BENCH_STAMP := $(VENV)/.bench-stamp
