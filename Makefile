@@ -16,9 +16,11 @@ test: install system-deps
 
 install: $(STAMP)
 
+# setuptools upgraded too: Python 3.11's venv seeds 65.5.0, which has published advisories
+# (CVE-2022-40897, CVE-2024-6345, CVE-2025-47273), and make audit checks what is here.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip setuptools
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
