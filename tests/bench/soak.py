@@ -60,7 +60,7 @@ import numpy as np
 import trio
 
 from media.synthetic import write_clip
-from tests.bench.live import Plan, rss_bytes, seed
+from tests.bench.live import Plan, cpu_seconds, rss_bytes, seed
 from tests.bench.soak_clients import (
     Kind,
     Ledger,
@@ -88,7 +88,7 @@ ERROR_BUDGET = 0.001
 RSS_TOLERANCE = 0.02
 FD_TOLERANCE = (10, 0.01)
 DRAIN = 15.0  # seconds the learners wait for their last acks
-MAIL_GRACE = 60.0
+MAIL_GRACE = 120.0
 STOP_GRACE = 30.0
 LATENCY_KINDS = ("heartbeat", "range GET", "dashboard", "manifest", "upload", "mail")
 
@@ -98,7 +98,11 @@ class Window:
     start: float  # seconds since the load started
     end: float
     kinds: dict[str, Kind]
-    generator_cpu: float  # share of one core
+    cpu: dict[str, float]  # cores used: this generator, each node, the whole machine
+
+    @property
+    def generator_cpu(self) -> float:
+        return self.cpu["generator"]
 
 
 @dataclass
@@ -223,19 +227,78 @@ def own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def machine_busy() -> float:
+    """CPU-seconds the machine's cores have been busy (/proc/stat: all but idle and iowait)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU-seconds of a process and its descendants, the exited ones included (a parent's
+    cutime and cstime hold what its reaped children used)."""
+    total, stack = 0, [pid]
+    while stack:
+        process = stack.pop()
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            for task in Path(f"/proc/{process}/task").iterdir():
+                stack.extend(int(child) for child in (task / "children").read_text().split())
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def queued_seconds(pid: int) -> float:
+    """How long a process's threads have been ready to run and waiting for a core, in all
+    (/proc/PID/task/TID/schedstat, ns): on a shared machine, the wait is in every latency."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
+CPU_USERS = ("generator", "node a", "node b", "transcoders", "postgres", "nginx", "redis")
+QUEUED = ("generator queued", "node a queued", "node b queued")
+
+
+def cpu_clocks(cluster: Cluster, servers: dict[str, int]) -> dict[str, float]:
+    """CPU-seconds so far: this process (all its threads), each node's own process, their
+    transcode workers, the servers' process trees (`servers`: name -> pid), and the machine
+    (everything on it, other users' work too)."""
+    nodes = [node.process.pid for node in cluster.nodes]
+    clocks = {
+        "generator": own_cpu(),
+        "generator queued": queued_seconds(os.getpid()),
+        "machine": machine_busy(),
+    }
+    for name, pid in zip("ab", nodes, strict=True):
+        clocks[f"node {name}"] = cpu_seconds(pid)
+        clocks[f"node {name} queued"] = queued_seconds(pid)
+    clocks["transcoders"] = sum(tree_cpu(pid) - cpu_seconds(pid) for pid in nodes)
+    clocks["nginx"] = tree_cpu(cluster.nginx.process.pid)
+    for name, pid in servers.items():
+        clocks[name] = tree_cpu(pid)
+    return clocks
+
+
 def p99_ms(latencies: Sequence[float]) -> float:
     return float(np.percentile(latencies, 99)) * 1000 if latencies else float("nan")
 
 
 async def sample_nodes(
-    run: Run, mail: Mail, cluster: Cluster, record: Record, args: argparse.Namespace
+    run: Run,
+    mail: Mail,
+    cluster: Cluster,
+    servers: dict[str, int],
+    record: Record,
+    args: argparse.Namespace,
 ) -> None:
     """Every `args.sample` s the nodes' RSS and descriptors; every `args.report` s a window of
     the clients' figures, printed."""
     await run.go.wait()
     t0 = trio.current_time()
-    window_start, cpu_start = 0.0, own_cpu()
     pids = [node.process.pid for node in cluster.nodes]
+    window_start, cpu_start = 0.0, cpu_clocks(cluster, servers)
     while True:
         await trio.sleep_until(t0 + (len(record.samples) + 1) * args.sample)
         now = trio.current_time() - t0
@@ -244,10 +307,10 @@ async def sample_nodes(
         )
         mail.collect(run)
         if now - window_start >= args.report - 0.01:
-            cpu = own_cpu()
-            window = Window(
-                window_start, now, run.tally.window(), (cpu - cpu_start) / (now - window_start)
-            )
+            cpu = cpu_clocks(cluster, servers)
+            seconds = now - window_start
+            used = {name: (cpu[name] - cpu_start[name]) / seconds for name in cpu}
+            window = Window(window_start, now, run.tally.window(), used)
             record.windows.append(window)
             print(window_line(window, record.samples[-1], run), flush=True)
             window_start, cpu_start = now, cpu
@@ -265,8 +328,12 @@ def window_line(window: Window, sample: Sample, run: Run) -> str:
         parts.append(text)
     for name, rss, fds in zip("ab", sample.rss, sample.fds, strict=True):
         parts.append(f"node {name} {rss / MIB:.0f} MiB {fds} fds")
-    flag = " SATURATED" if window.generator_cpu > SATURATED else ""
-    parts.append(f"generator CPU {window.generator_cpu:.0%}{flag}")
+    if window.generator_cpu > SATURATED:
+        parts.append("GENERATOR SATURATED")
+    used = " ".join(f"{name} {window.cpu[name]:.2f}" for name in CPU_USERS if name in window.cpu)
+    parts.append(f"cores: {used}, machine {window.cpu['machine']:.2f}")
+    queued = " ".join(f"{name.removesuffix(' queued')} {window.cpu[name]:.2f}" for name in QUEUED)
+    parts.append(f"waiting for a core (s/s): {queued}")
     parts.append(f"sockets {run.connected}")
     return " | ".join(parts)
 
@@ -275,9 +342,14 @@ def window_line(window: Window, sample: Sample, run: Run) -> str:
 
 
 async def load(
-    cluster: Cluster, smtp: SmtpServer, clip: bytes, args: argparse.Namespace
+    cluster: Cluster,
+    smtp: SmtpServer,
+    servers: dict[str, int],
+    clip: bytes,
+    args: argparse.Namespace,
 ) -> tuple[Run, Ledger, Mail, Record, float]:
-    """Connect the learners, run every client for `args.minutes`, stop them; the connect time."""
+    """Connect the learners, run every client for `args.minutes`, stop them; the connect time.
+    `servers`: the processes whose CPU is reported beside the nodes' (name -> pid)."""
     run = Run(Tally(), expected=len(cluster.plan.learners))
     ledger, mail, record = Ledger(), Mail(smtp), Record()
     base = cluster.nginx.url
@@ -290,7 +362,7 @@ async def load(
         httpx.AsyncClient(base_url=base, timeout=60) as uploads,
         trio.open_nursery() as observers,
     ):
-        observers.start_soon(sample_nodes, run, mail, cluster, record, args)
+        observers.start_soon(sample_nodes, run, mail, cluster, servers, record, args)
         async with trio.open_nursery() as clients:
             t0 = time.monotonic()
             ws_base = base.replace("http://", "ws://", 1)
@@ -438,9 +510,13 @@ def figures(record: Record, span: tuple[float, float]) -> dict[str, float]:
         if samples:
             out[f"node {'ab'[node]} RSS MiB"] = max(s.rss[node] for s in samples) / MIB
             out[f"node {'ab'[node]} fds"] = float(max(s.fds[node] for s in samples))
-    if windows:
-        cpu = sum(w.generator_cpu * (w.end - w.start) for w in windows) / seconds
-        out["generator CPU %"] = cpu * 100
+    for name in (*CPU_USERS, "machine", *QUEUED):
+        if windows and name in windows[0].cpu:
+            cpu = sum(w.cpu[name] * (w.end - w.start) for w in windows) / seconds
+            if name in QUEUED:
+                out[f"{name} for a core, s/s"] = cpu
+            else:
+                out[f"{name} CPU % (of a core)"] = cpu * 100
     return out
 
 
@@ -459,12 +535,17 @@ def print_table(record: Record, duration: float) -> None:
         values = [columns[name].get(key, float("nan")) for name in spans]
         first, last = values[0], values[2]
         ratio = f"{last / first:.2f}x" if first and np.isfinite(last / first) else "-"
-        cells = " | ".join(f"{v:,.1f}" for v in values)
+        cells = " | ".join(f"{v:,.1f}" if abs(v) >= 10 else f"{v:.2f}" for v in values)
         print(f"| {key} | {cells} | {ratio} |")
 
 
 async def soak(
-    dsn: str, redis_url: str, smtp: SmtpServer, root: Path, args: argparse.Namespace
+    dsn: str,
+    redis_url: str,
+    smtp: SmtpServer,
+    servers: dict[str, int],
+    root: Path,
+    args: argparse.Namespace,
 ) -> bool:
     clip_path = write_clip(root / "upload.mp4", seconds=1.0)
     clip = clip_path.read_bytes()
@@ -477,7 +558,7 @@ async def soak(
             f" {args.reset_interval:g} s; 2 nodes behind nginx, {os.cpu_count()} CPUs",
             flush=True,
         )
-        run, ledger, mail, record, connect_seconds = await load(cluster, smtp, clip, args)
+        run, ledger, mail, record, connect_seconds = await load(cluster, smtp, servers, clip, args)
         alive = [node.process.returncode is None for node in cluster.nodes]
     duration = args.minutes * 60
     print_table(record, duration)
@@ -553,7 +634,12 @@ def main() -> None:
         smtp = SmtpServer()
         smtp.start()
         try:
-            passed = trio.run(soak, with_database(server_dsn, name), redis.url, smtp, root, args)
+            servers = {"redis": redis.process.pid}
+            if pg is not None:
+                servers["postgres"] = pg.process.pid
+            passed = trio.run(
+                soak, with_database(server_dsn, name), redis.url, smtp, servers, root, args
+            )
         finally:
             if args.keep:
                 for log in root.glob("**/*.log"):

@@ -111,6 +111,14 @@ class Run:
         if self.settled == self.expected:
             self.all_settled.set()
 
+    async def next_tick(self, due: float, interval: float) -> float:
+        """Sleep until the tick after `due` (or `stop`), and return it. A client that fell
+        behind skips the ticks it missed: bursts to catch up would not be a steady rate."""
+        due = max(due + interval, trio.current_time())
+        with trio.move_on_at(due):
+            await self.stop.wait()
+        return due
+
     async def pace(self, interval: float) -> None:
         """Start after `go`, at a random phase of `interval`, so clients do not march together."""
         await self.go.wait()
@@ -193,9 +201,7 @@ async def _send_heartbeats(run: Run, me: Learning, content_id: int, interval: fl
         me.pending[n] = (now, start, position)
         update = {"content_id": content_id, "position": position, "played": [[start, position]]}
         await me.ws.send_message(json.dumps({"type": "progress", "id": n, "update": update}))
-        next_at += interval
-        with trio.move_on_at(next_at):
-            await run.stop.wait()
+        next_at = await run.next_tick(next_at, interval)
 
 
 async def _read(run: Run, ledger: Ledger, me: Learning, learner_scope: trio.CancelScope) -> None:
@@ -320,9 +326,7 @@ async def player(
             if url:
                 offset = await _range(run, conn, url, offset, size)
                 size = max(size, offset)
-            next_at += interval
-            with trio.move_on_at(next_at):
-                await run.stop.wait()
+            next_at = await run.next_tick(next_at, interval)
     finally:
         await conn.close()
 
@@ -386,9 +390,7 @@ async def poller(run: Run, api: httpx.AsyncClient, path: str, token: str, interv
                 run.tally.ok("dashboard", time.monotonic() - t0)
             else:
                 run.tally.fail("dashboard", str(answer.status_code))
-        next_at += interval
-        with trio.move_on_at(next_at):
-            await run.stop.wait()
+        next_at = await run.next_tick(next_at, interval)
 
 
 async def uploader(
@@ -483,6 +485,4 @@ async def resetter(
                 mail.requested[address] = t0
             else:
                 run.tally.fail("reset request", str(answer.status_code))
-        next_at += interval
-        with trio.move_on_at(next_at):
-            await run.stop.wait()
+        next_at = await run.next_tick(next_at, interval)
