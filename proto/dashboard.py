@@ -112,6 +112,15 @@ class VideoRetention(Response, frozen=True):
     drop_offs: list[DropOff]  # steepest first
 
 
+class ClampedLearner(Response, frozen=True):
+    """A learner whose heartbeats claimed playback faster than the course's maximum rate: the
+    seconds claimed beyond it over all the course's videos, never credited."""
+
+    user_id: int
+    name: str
+    clamped_seconds: float
+
+
 class CourseAnalytics(Response, frozen=True):
     """`GET /api/v1/dashboard/analytics/course/{course_id}`."""
 
@@ -124,6 +133,9 @@ class CourseAnalytics(Response, frozen=True):
     coverage: float | None  # of the course's video time, by the average enrolled learner
     videos: list[VideoRetention]  # in course order, those with a known duration
     computed_at: datetime
+    # Enrolled learners with claims clamped, most seconds first (at most 20). Last, with a
+    # default, so an answer cached by the previous release still decodes.
+    clamped: list[ClampedLearner] = []
 
 
 class TopCourse(Response, frozen=True):

@@ -380,6 +380,7 @@ def _course_analytics(facts: CourseFacts, now: datetime) -> CourseAnalytics:
         coverage=steps.coverage,
         videos=videos,
         computed_at=now,
+        clamped=facts.clamped,
     )
 
 

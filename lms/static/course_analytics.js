@@ -1,6 +1,6 @@
 // A course's analytics for its instructors (GET /api/v1/dashboard/analytics/course/{id}):
-// enrolments, active learners, the completion funnel, and each video's audience retention with
-// its steepest drop-offs. Live while a class watches: the page joins the course's room
+// enrolments, active learners, the completion funnel, the learners whose claims were clamped, and
+// each video's audience retention with its steepest drop-offs. Live while a class watches: the page joins the course's room
 // (/api/v1/ws/progress/{id}) as an instructor, and every `progress` or `job` frame refetches the
 // analytics, at most once a second however many frames arrive; the charts redraw in place.
 import { api, signedIn } from "/static/session.js";
@@ -8,7 +8,7 @@ import { liveSocket } from "/static/socket.js";
 import { renderNav } from "/static/nav.js";
 import { throttled } from "/static/throttle.js";
 import { funnelChart, retentionChart } from "/static/charts.js";
-import { clock, percent } from "/static/format.js";
+import { clock, duration, percent } from "/static/format.js";
 
 const REFETCH_MS = 1000;
 const courseId = Number(location.pathname.split("/").filter(Boolean).at(-2));
@@ -48,6 +48,24 @@ function show(a) {
   if (funnel) funnel.update(a.funnel);
   else funnel = funnelChart($("funnel-chart"), a.funnel);
   showVideos(a.videos);
+  showClamped(a.clamped ?? []);
+}
+
+// Learners whose heartbeats claimed more playback than the wall clock allows at the course's
+// maximum rate (lms/domain/progress.py `credit`): the seconds clamped, most first.
+function showClamped(list) {
+  const items = list.map((learner) => {
+    const li = document.createElement("li");
+    li.dataset.user = learner.user_id;
+    li.textContent = `${learner.name}: ${duration(learner.clamped_seconds)} claimed beyond the rate`;
+    return li;
+  });
+  if (!items.length) {
+    items.push(document.createElement("li"));
+    items[0].className = "empty";
+    items[0].textContent = "Nobody.";
+  }
+  $("clamped").replaceChildren(...items);
 }
 
 function showVideos(list) {

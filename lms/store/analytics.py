@@ -28,6 +28,7 @@ from lms.store.jobs import list_jobs
 from lms.store.progress import contents_progress, enrolled_courses
 from lms.store.rows import fetch_one
 from proto.api import ContentKind
+from proto.dashboard import ClampedLearner
 from proto.jobs import JobState, JobView
 from proto.progress import ContentProgress
 
@@ -82,6 +83,7 @@ class CourseFacts:
     active: list[int]  # learners active since each of the times asked for
     contents: list[CourseContent]  # in course order
     plays: dict[int, Plays]  # per video with a duration that someone played
+    clamped: list[ClampedLearner]  # most clamped seconds first
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +147,10 @@ async def learner_facts(conn: asyncpg.Connection, user_id: int, recent: int) -> 
 
 
 async def course_facts(
-    conn: asyncpg.Connection, course_id: int, since: Sequence[datetime]
+    conn: asyncpg.Connection, course_id: int, since: Sequence[datetime], *, clamped: int = 20
 ) -> CourseFacts | None:
     """A course's analytics facts (run it in a transaction); None for no such course.
+    `clamped` bounds the learners returned whose claims were clamped.
 
     Progress counts only for learners enrolled now, as `lms.domain.funnel` expects."""
     course = await conn.fetchrow("SELECT id, title, owner_id FROM courses WHERE id = $1", course_id)
@@ -191,6 +194,20 @@ async def course_facts(
         """,
         course_id,
     )
+    # Claims beyond the course's maximum playback rate (lms/domain/progress.py `credit`).
+    suspects = await conn.fetch(
+        """
+        SELECT p.user_id, u.name, sum(p.clamped_seconds) AS clamped
+        FROM progress p
+        JOIN enrollments e ON e.course_id = p.course_id AND e.user_id = p.user_id
+        JOIN users u ON u.id = p.user_id
+        WHERE p.course_id = $1 AND p.clamped_seconds > 0
+        GROUP BY p.user_id, u.name
+        ORDER BY clamped DESC, p.user_id LIMIT $2
+        """,
+        course_id,
+        clamped,
+    )
     return CourseFacts(
         course_id=course["id"],
         title=course["title"],
@@ -212,6 +229,10 @@ async def course_facts(
             for row in tallies
         ],
         plays={row["content_id"]: _plays(row["bounds"], row["viewers"]) for row in plays},
+        clamped=[
+            ClampedLearner(user_id=row["user_id"], name=row["name"], clamped_seconds=row["clamped"])
+            for row in suspects
+        ],
     )
 
 

@@ -13,12 +13,14 @@ import httpx
 import pytest
 import trio
 
+from lms.domain.progress import GRACE
 from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
 from tests.honest_player import Playhead, covered
 from tests.lms.http.conftest import Login, log_in, sign_up
 from tests.sql import sql
 
 PROGRESS = "/api/v1/progress"
+ANALYTICS = "/api/v1/dashboard/analytics/course"
 DURATION = 600.0
 # The kill test's load: every player heartbeats every video at once.
 PLAYERS = 8
@@ -143,6 +145,62 @@ async def test_seeking_to_the_end_does_not_complete_a_video_but_watching_it_does
     assert standing["completed_contents"] == 1
     assert standing["percent"] == pytest.approx(100 / 3)
     assert standing["next_content_id"] == course.videos[1]
+
+
+async def test_a_heartbeat_claiming_a_whole_video_is_clamped_and_shown_to_the_instructor(
+    api: httpx.AsyncClient, database_url: str, instructor: Login, learner: Login
+) -> None:
+    course = await make_course(api, database_url, instructor, max_playback_rate=2.0)
+    await enrol(api, learner, course)
+    video = course.videos[0]
+    claim = {"content_id": video, "position": DURATION, "played": [[0, DURATION]]}
+    faked = (await api.post(PROGRESS, json=claim, headers=learner.auth)).json()
+    # A first heartbeat is credited the grace at 2x (the earliest seconds), the rest counted.
+    assert faked["played"] == [[0, 2 * GRACE]]
+    assert faked["completed"] is False
+    assert faked["clamped_seconds"] == pytest.approx(DURATION - 2 * GRACE)
+    again = (await api.post(PROGRESS, json=claim, headers=learner.auth)).json()
+    assert again["watched_seconds"] < 2 * GRACE + 1  # a second or so more at 2x, no more
+    assert (await course_progress(api, learner, course))["completed_contents"] == 0
+
+    analytics = await api.get(f"{ANALYTICS}/{course.id}", headers=instructor.auth)
+    assert analytics.status_code == 200, analytics.text
+    [suspect] = analytics.json()["clamped"]
+    assert suspect["user_id"] == learner.user_id
+    assert suspect["clamped_seconds"] == pytest.approx(again["clamped_seconds"])
+    assert suspect["clamped_seconds"] > 2 * (DURATION - 2 * GRACE) - 2
+
+
+async def test_instructors_set_a_courses_rate_and_it_bounds_credit_between_heartbeats(
+    api: httpx.AsyncClient, database_url: str, instructor: Login, learner: Login
+) -> None:
+    course = await make_course(api, database_url, instructor, max_playback_rate=2.0)
+    path = f"/api/v1/courses/{course.id}"
+    for rate in (0.5, 16.5, "4"):
+        refused = await api.patch(path, json={"max_playback_rate": rate}, headers=instructor.auth)
+        assert refused.status_code == 422, refused.text
+        assert "max_playback_rate" in refused.json()["error"]["message"]
+    patched = await api.patch(path, json={"max_playback_rate": 4.0}, headers=instructor.auth)
+    assert patched.json()["max_playback_rate"] == 4.0
+    await enrol(api, learner, course)
+    video = course.videos[0]
+    first = {"content_id": video, "played": [[0, 4 * GRACE]]}  # the grace at 4x, all of it
+    opened = await api.post(PROGRESS, json=first, headers=learner.auth)
+    assert opened.json()["clamped_seconds"] == 0
+    # 100 s later (moved back in SQL): 400 s more at 4x are credited, the rest clamped.
+    await sql(
+        database_url,
+        """
+        UPDATE progress SET credited_at = credited_at - interval '100 seconds',
+                            version = version + 1
+        """,
+    )
+    rest = {"content_id": video, "played": [[4 * GRACE, DURATION]]}
+    state = (await api.post(PROGRESS, json=rest, headers=learner.auth)).json()
+    credited = state["watched_seconds"] - 4 * GRACE
+    assert 400 <= credited <= 400 + 4 * 2  # and what the request itself took, at 4x
+    assert state["clamped_seconds"] == pytest.approx(DURATION - 4 * GRACE - credited)
+    assert state["completed"] is False
 
 
 async def test_a_text_completes_when_the_learner_marks_it_read(

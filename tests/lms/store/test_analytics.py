@@ -15,14 +15,14 @@ from lms.domain.retention import plays, retention
 from lms.store import analytics, bridge
 from lms.store import progress as progress_store
 from lms.store.deployment import deployment_id
-from tests.progress_setup import DURATION, heartbeat, open_database, seed
+from tests.progress_setup import DURATION, LONG_AGO, heartbeat, open_database, seed
 
 
 async def test_a_courses_plays_arrive_as_one_array_per_video_with_the_rows_retention(
     database_url: str,
 ) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=3)
+        course = await db.transaction(seed, learners=3, opened_at=LONG_AGO)
         (a, b, c), (v1, v2) = course.learners, course.videos
         await db.connection(
             progress_store.apply_batch,
@@ -62,6 +62,35 @@ async def test_a_courses_plays_arrive_as_one_array_per_video_with_the_rows_reten
         assert await db.transaction(analytics.course_facts, 10**9, since(_now())) is None
 
 
+async def test_a_courses_facts_list_the_learners_whose_claims_were_clamped_most_first(
+    database_url: str,
+) -> None:
+    async with bridge.open_bridge(), open_database(database_url) as db:
+        course = await db.transaction(seed, learners=3)
+        (a, b, c), (v1, v2) = course.learners, course.videos
+        # First heartbeats: each is credited the grace (12 s at 2x), the rest is clamped.
+        claims = [
+            heartbeat(a, v1, (0, 100)),
+            heartbeat(a, v2, (0, 50)),
+            heartbeat(b, v1, (0, 500)),
+            heartbeat(c, v1, (0, 10)),  # within the grace: nothing clamped
+        ]
+        await db.connection(progress_store.apply_batch, claims)
+
+        facts = await db.transaction(analytics.course_facts, course.course_id, since(_now()))
+        assert facts is not None
+        assert [(s.user_id, s.clamped_seconds) for s in facts.clamped] == [
+            (b, 500 - 12),
+            (a, 100 - 12 + 50 - 12),
+        ]
+        assert facts.clamped[0].name == "learner1@bench.lms"
+        few = await db.transaction(
+            analytics.course_facts, course.course_id, since(_now()), clamped=1
+        )
+        assert few is not None
+        assert [s.user_id for s in few.clamped] == [b]
+
+
 async def test_a_learners_context_and_facts(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
         course = await db.transaction(seed, learners=1)
@@ -87,7 +116,7 @@ async def test_a_learners_context_and_facts(database_url: str) -> None:
 
 async def test_the_platforms_facts(database_url: str) -> None:
     async with bridge.open_bridge(), open_database(database_url) as db:
-        course = await db.transaction(seed, learners=2)
+        course = await db.transaction(seed, learners=2, opened_at=LONG_AGO)
         (a, _), (v1, _) = course.learners, course.videos
         await db.connection(progress_store.apply_batch, [heartbeat(a, v1, (0, DURATION))])
 
