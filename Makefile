@@ -75,6 +75,7 @@ bench: install system-deps $(BENCH_STAMP)
 	$(BIN)/python -m tests.bench.streaming
 	$(BIN)/python -m tests.bench.dashboard
 	$(BIN)/python -m tests.bench.edge
+	$(BIN)/python -m tests.bench.soak
 
 clean:
 	rm -rf $(VENV) .lms .pytest_cache .ruff_cache .mypy_cache
