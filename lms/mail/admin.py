@@ -3,20 +3,17 @@ the dead ones (`/api/v1/admin/mail`)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable
-
-from actors.runtime import ActorError
 from lms.domain.access import Principal
 from lms.domain.outbox import IllegalMove
 from lms.errors import Conflict, Forbidden, NotFound
+from lms.mail.nudge import Nudge, nudge_mailer
 from lms.store import outbox
 from lms.store.database import Database
 from proto.mail import OutboxPage, OutboxState, OutboxView
 
 
 class OutboxAdmin:
-    def __init__(self, db: Database, nudge: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, db: Database, nudge: Nudge) -> None:
         """`nudge` tells this node's Mailer that a message is due now."""
         self._db = db
         self._nudge = nudge
@@ -42,9 +39,7 @@ class OutboxAdmin:
             raise Conflict(f"only dead mail can be retried; this one is {exc.old}") from None
         if view is None:
             raise NotFound(f"no mail {mail_id} in the outbox")
-        # A nudge that cannot be delivered is covered by the Mailer's polling.
-        with contextlib.suppress(ActorError):
-            await self._nudge()
+        await nudge_mailer(self._nudge)
         return view
 
 
