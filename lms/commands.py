@@ -12,6 +12,7 @@ import msgspec
 
 from actors.runtime import SupervisorGaveUp
 from lms import node
+from lms.accounts.password_rules import WeakPassword, refuse_weak
 from lms.accounts.passwords import hash_password
 from lms.config import Settings
 from lms.store import bridge, users
@@ -76,7 +77,9 @@ async def migrate(settings: Settings) -> int:
 async def create_admin(settings: Settings, email: str, password: str) -> int:
     try:
         admin = msgspec.convert({"email": email, "password": password}, AdminCreate)
-    except msgspec.ValidationError as exc:
+        # An admin's password guards every course: the same rule as everyone's, at least.
+        refuse_weak(admin.password, admin.email)
+    except (msgspec.ValidationError, WeakPassword) as exc:
         raise CommandFailed(str(exc)) from exc
     password_hash = await hash_password(admin.password)
     async with explained_failures(), bridge.open_bridge(), node.open_store(settings) as store:

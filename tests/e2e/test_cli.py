@@ -47,3 +47,13 @@ async def test_createadmin_rejects_a_weak_password(database_url: str, tmp_path: 
     result = await run_cli("createadmin", "--email", "a@b.org", "--password", "short", env=env)
     assert result.returncode == 1
     assert b"password" in result.stderr
+
+
+async def test_createadmin_rejects_a_common_password(database_url: str, tmp_path: Path) -> None:
+    env = node_env(tmp_path, LMS_DATABASE_URL=database_url, LMS_SECRET_KEY=SECRET)
+    result = await run_cli(
+        "createadmin", "--email", "a@b.org", "--password", "password1234", env=env
+    )
+    assert result.returncode == 1
+    assert b"too easy to guess" in result.stderr
+    assert b"Traceback" not in result.stderr
