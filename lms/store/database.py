@@ -16,10 +16,11 @@ import functools
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Concatenate, ParamSpec, TypedDict, TypeVar
+from typing import Concatenate, ParamSpec, TypedDict, TypeVar, cast
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from lms.store import bridge
 
@@ -77,7 +78,7 @@ class Database:
     def __init__(self, pool: asyncpg.Pool, *, slow_sql_ms: int = SLOW_SQL_MS) -> None:
         self._pool = pool
         # Connections `kept_connection` holds between units, with when each was last used.
-        self._kept: list[tuple[asyncpg.Connection, float]] = []
+        self._kept: list[tuple[PoolConnectionProxy, float]] = []
         self._slow_after = slow_sql_ms / 1000
         self._slow_calls: Counter[str] = Counter()
 
@@ -110,7 +111,7 @@ class Database:
 
         async def unit() -> T:
             async with self._pool.acquire() as conn, conn.transaction():
-                return await fn(conn, *args, **kwargs)
+                return await fn(_as_connection(conn), *args, **kwargs)
 
         return await self._cross(fn, unit)
 
@@ -120,7 +121,7 @@ class Database:
 
         async def unit() -> T:
             async with self._pool.acquire() as conn:
-                return await fn(conn, *args, **kwargs)
+                return await fn(_as_connection(conn), *args, **kwargs)
 
         return await self._cross(fn, unit)
 
@@ -135,7 +136,7 @@ class Database:
         async def unit() -> T:
             conn = await self._take_kept()
             try:
-                result = await fn(conn, *args, **kwargs)
+                result = await fn(_as_connection(conn), *args, **kwargs)
             except BaseException:
                 await self._pool.release(conn)
                 raise
@@ -147,7 +148,7 @@ class Database:
 
         return await self._cross(fn, unit)
 
-    async def _take_kept(self) -> asyncpg.Connection:
+    async def _take_kept(self) -> PoolConnectionProxy:
         while self._kept:
             conn, used_at = self._kept.pop()
             if not conn.is_closed() and time.monotonic() - used_at < IDLE_LIFETIME:
@@ -192,6 +193,12 @@ class Database:
         name = function_name(fn)
         self._slow_calls[name] += 1
         log.warning("slow_sql", function=name, duration_ms=round(elapsed * 1000, 1))
+
+
+def _as_connection(conn: PoolConnectionProxy) -> asyncpg.Connection:
+    """A pooled connection as the store's functions take it: the pool lends a proxy that
+    forwards every Connection method, which asyncpg's stubs type apart from Connection."""
+    return cast(asyncpg.Connection, conn)
 
 
 def function_name(fn: Callable[..., object]) -> str:

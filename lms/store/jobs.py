@@ -29,6 +29,7 @@ from lms.domain.jobs import (
     status_of,
 )
 from lms.store import digests
+from lms.store.rows import fetch_one
 from proto.jobs import (
     ClaimedJob,
     Completion,
@@ -86,9 +87,16 @@ def renditions_of(row: asyncpg.Record) -> list[Rendition]:
     return _renditions.decode(row["renditions"])
 
 
-async def _job(conn: asyncpg.Connection, job_id: int, *, lock: bool = False) -> asyncpg.Record:
+async def _job(
+    conn: asyncpg.Connection, job_id: int, *, lock: bool = False
+) -> asyncpg.Record | None:
     lock_clause = " FOR UPDATE OF j" if lock else ""
     return await conn.fetchrow(f"{_JOB} WHERE j.id = $1{lock_clause}", job_id)
+
+
+async def _written_job(conn: asyncpg.Connection, job_id: int) -> asyncpg.Record:
+    """The row of a job this transaction has just inserted or updated, so it exists."""
+    return await fetch_one(conn, f"{_JOB} WHERE j.id = $1", job_id)
 
 
 async def _moving(
@@ -142,7 +150,7 @@ async def enqueue(
         source,
         max_attempts,
     )
-    return [job_view(await _job(conn, job_id)), *obsolete]
+    return [job_view(await _written_job(conn, job_id)), *obsolete]
 
 
 # --- the pool's side ----------------------------------------------------------------------------
@@ -339,7 +347,7 @@ async def fail_attempt(
     retry_in = retry_delay(row["attempts"]) if new is JobState.QUEUED else None
     await _end_attempt(conn, lease.job_id, new, reason, retry_in=retry_in)
     await conn.execute("UPDATE workers SET job_id = NULL WHERE id = $1", lease.worker_id)
-    return job_view(await _job(conn, lease.job_id))
+    return job_view(await _written_job(conn, lease.job_id))
 
 
 async def release(conn: asyncpg.Connection, lease: Lease) -> None:
@@ -360,7 +368,7 @@ async def reap(conn: asyncpg.Connection) -> list[JobView]:
         new = after_failed_attempt(row["attempts"], row["max_attempts"], retryable=True)
         check_move(row["id"], JobState.RUNNING, new)
         await _end_attempt(conn, row["id"], new, LEASE_EXPIRED)
-        reaped.append(job_view(await _job(conn, row["id"])))
+        reaped.append(job_view(await _written_job(conn, row["id"])))
     return reaped
 
 
@@ -439,7 +447,7 @@ async def _cancel(conn: asyncpg.Connection, row: asyncpg.Record, error: str | No
         row["id"],
         error,
     )
-    return job_view(await _job(conn, row["id"]))
+    return job_view(await _written_job(conn, row["id"]))
 
 
 async def retry(conn: asyncpg.Connection, job_id: int) -> JobView | None:
@@ -456,7 +464,7 @@ async def retry(conn: asyncpg.Connection, job_id: int) -> JobView | None:
         """,
         job_id,
     )
-    return job_view(await _job(conn, job_id))
+    return job_view(await _written_job(conn, job_id))
 
 
 async def newest_job(conn: asyncpg.Connection, content_id: int) -> asyncpg.Record | None:
