@@ -147,6 +147,8 @@ async def cluster_up(
         LMS_TRANSCODE_WORKERS="1",
         LMS_LOG_LEVEL="warning",
         LMS_SEED_DEMO="false",
+        # The uploading admin signs in once; the run outlasts the default 15 minutes.
+        LMS_ACCESS_TOKEN_TTL="7200",
         LMS_SMTP_URL=smtp.url,
         # Every request comes from 127.0.0.1 (nginx): the per-client limit would stop the
         # mail flow after 30; each address is asked once, under its own limit.
