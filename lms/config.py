@@ -177,12 +177,14 @@ class Settings:
             media_min_free_bytes=reader.parse(
                 "LMS_MEDIA_MIN_FREE_BYTES", cls.media_min_free_bytes, _int_between(0, 1 << 50)
             ),
+            # None only with the problem recorded that raises ConfigError below.
             secret_key=reader.parse(
                 "LMS_SECRET_KEY",
                 "" if database_url is None else None,
                 _secret,
                 required_because="it is required when LMS_DATABASE_URL is set (production)",
-            ),
+            )
+            or "",
             db_pool_min=reader.parse("LMS_DB_POOL_MIN", cls.db_pool_min, _int_between(0, 1000)),
             db_pool_max=reader.parse("LMS_DB_POOL_MAX", cls.db_pool_max, _int_between(1, 1000)),
             access_token_ttl=reader.parse(

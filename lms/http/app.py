@@ -67,7 +67,7 @@ def create_app(services: Services, *, max_body_bytes: int) -> QuartTrio:
     app.register_blueprint(reset_page.blueprint)
     app.register_blueprint(metrics.blueprint)
     # Upload routes stream bodies past MAX_CONTENT_LENGTH: each request gets its route's limit.
-    app.asgi_http_class = uploads.BodyLimits  # type: ignore[assignment]
+    app.asgi_http_class = uploads.BodyLimits
 
     # The access line and metrics need each request's URL rule (lms/observability/requests.py).
     track_routes(app)

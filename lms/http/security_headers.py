@@ -42,7 +42,7 @@ _MEDIA_DIRECTIVES = frozenset({"img-src", "media-src", "connect-src"})
 
 def page_policy(media_base_url: str = "") -> str:
     """The Content-Security-Policy of the node's pages, allowing `media_base_url`'s origin."""
-    extra = ()
+    extra: tuple[str, ...] = ()
     if media_base_url:
         parts = urlsplit(media_base_url)
         extra = (f"{parts.scheme}://{parts.netloc}",)

@@ -113,6 +113,7 @@ def info_line(logger_name: str) -> InfoLine:
         return structlog.get_logger(logger_name).bind().info
     encode = msgspec.json.Encoder().encode
     stream, lock = handler.stream, handler.lock
+    assert lock is not None  # noqa: S101 - narrows the type: Handler.__init__ makes the lock
 
     def info(event: str, **fields: object) -> None:
         fields["event"] = event
