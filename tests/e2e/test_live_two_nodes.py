@@ -41,13 +41,7 @@ async def cluster(database_url: str, tmp_path: Path) -> AsyncIterator[Cluster]:
     this test's own, so that it can be taken away."""
     redis = start_redis(tmp_path)
     env = node_env(
-        tmp_path,
-        LMS_DATABASE_URL=database_url,
-        LMS_REDIS_URL=redis.url,
-        LMS_SECRET_KEY=SECRET,
-        # The stalled-reader test keeps a room busy with announcements, beyond the default
-        # 10 a minute an instructor may make (that limit has tests of its own).
-        LMS_RATE_LIMITS="announce_per_user=1000/60,announce_per_ip=1000/60",
+        tmp_path, LMS_DATABASE_URL=database_url, LMS_REDIS_URL=redis.url, LMS_SECRET_KEY=SECRET
     )
     created = await run_cli(
         "createadmin", "--email", "root@x.org", "--password", "pw-12345678", env=env
