@@ -16,11 +16,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from typing import cast
 
 import hypercorn.config
 import hypercorn.trio
 import structlog
 import trio
+from hypercorn.typing import ASGIFramework
 
 from actors.bus import Bus
 from actors.live_router import LiveRouter, RouterOptions
@@ -44,6 +46,7 @@ from lms.health import NodeHealth, media_volume, transcode_workers
 from lms.heap import settle_after_startup
 from lms.http import media_app
 from lms.http.app import create_app
+from lms.http.asgi import ASGIApp
 from lms.http.rate_limits import RateLimits, open_rate_limits
 from lms.http.security_headers import SecurityHeaders, default_headers
 from lms.http.unread_body import UnreadBodyGuard
@@ -223,12 +226,17 @@ async def serve(
                 # nobody reads never stalls its connection (lms/http/unread_body.py); every
                 # answer, media and 408s too, carries the security headers
                 # (lms/http/security_headers.py); every request is logged and counted
-                # (lms/observability/requests.py).
+                # (lms/observability/requests.py). Quart and Hypercorn type a scope as their
+                # TypedDicts, these layers as the mutable mapping it is (lms/http/asgi.py): the
+                # two casts join the same callables, typed two ways.
                 app = RequestObserver(
                     SecurityHeaders(
                         UnreadBodyGuard(
                             media_app.wrap(
-                                create_app(services, max_body_bytes=settings.max_body_bytes),
+                                cast(
+                                    ASGIApp,
+                                    create_app(services, max_body_bytes=settings.max_body_bytes),
+                                ),
                                 settings,
                             ),
                             body_timeout=settings.body_timeout,
@@ -245,7 +253,7 @@ async def serve(
                     binds = await http.start(
                         partial(
                             hypercorn.trio.serve,
-                            app,
+                            cast(ASGIFramework, app),
                             _hypercorn_config(settings),
                             shutdown_trigger=drain.wait,
                         )
@@ -385,7 +393,8 @@ async def open_actors(settings: Settings, store: Store, drain: trio.Event) -> As
         await nursery.start(invalidations.run)
         progress = await start_progress_writer(
             supervisor,
-            partial(store.db.kept_connection, progress_store.ProgressRows().apply_batch),
+            # mypy's partial plugin counts a ParamSpec's *args as missing arguments.
+            partial(store.db.kept_connection, progress_store.ProgressRows().apply_batch),  # type: ignore[call-arg]
             live.publish,
             before_answer=invalidations.settle,
         )
