@@ -61,8 +61,9 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from proto.api import DEFAULT_MAX_PLAYBACK_RATE, ContentKind
 from proto.events import ProgressChanged
@@ -206,10 +207,12 @@ def merge(a: Progress, b: Progress, rules: ContentRules, now: datetime) -> Progr
 
     It credits whatever either value played: the rate rule is `credit`'s, which `advance`
     applies before joining a claim to the stored row."""
+    played = union(a.played, b.played)
     return _joined(
         a,
         b,
-        union(a.played, b.played),
+        played,
+        watched(played),
         _latest(a.credited_at, b.credited_at),
         max(a.clamped_seconds, b.clamped_seconds),
         rules,
@@ -221,23 +224,24 @@ def _joined(
     a: Progress,
     b: Progress,
     played: Segments,
+    watched_seconds: float,  # of `played`, already summed
     credited_at: datetime | None,
     clamped_seconds: float,
     rules: ContentRules,
     now: datetime,
 ) -> Progress:
     newest = max(a, b, key=_position_order)
-    merged = Progress(
+    completed_at = _earliest(a.completed_at, b.completed_at)
+    if completed_at is None and _covers_threshold(watched_seconds, rules):
+        completed_at = now
+    return Progress(
         position=newest.position,
         position_at=newest.position_at,
         played=played,
-        completed_at=_earliest(a.completed_at, b.completed_at),
+        completed_at=completed_at,
         credited_at=credited_at,
         clamped_seconds=clamped_seconds,
     )
-    if merged.completed_at is None and _covers_threshold(merged, rules):
-        merged = replace(merged, completed_at=now)
-    return merged
 
 
 def shows_change(before: Progress, after: Progress) -> bool:
@@ -268,11 +272,11 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return max(a, b)
 
 
-def _covers_threshold(progress: Progress, rules: ContentRules) -> bool:
+def _covers_threshold(watched_seconds: float, rules: ContentRules) -> bool:
     return (
         rules.kind is ContentKind.VIDEO
         and rules.duration is not None
-        and coverage(progress, rules) >= rules.threshold
+        and min(1.0, watched_seconds / rules.duration) >= rules.threshold
     )
 
 
@@ -375,8 +379,7 @@ def admit(write: ProgressWrite, rules: ContentRules | None, *, enrolled: bool) -
 # --- crediting claims ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Credit:
+class Credit(NamedTuple):  # a tuple: made once per heartbeat, on the writer's hot path
     """What `credit` makes of a claim against the stored row.
 
     `played`: the row's segments with the credited part of the claim; `clamped`: the seconds of
@@ -386,12 +389,14 @@ class Credit:
     played: Segments
     clamped: float
     credited_at: datetime | None
+    watched_seconds: float  # of `played`
 
 
 def allowance(current: Progress, rules: ContentRules, now: datetime) -> float:
     """Seconds of new coverage the row may gain at `now` (see "Credit" in the module's doc)."""
     spent_until = now - _GRACE if current.credited_at is None else current.credited_at
-    return max(0.0, rules.max_rate * (now - spent_until).total_seconds())
+    seconds = (now - spent_until).total_seconds()
+    return rules.max_rate * seconds if seconds > 0.0 else 0.0
 
 
 def credit(current: Progress, claim: Segments, rules: ContentRules, now: datetime) -> Credit:
@@ -399,24 +404,26 @@ def credit(current: Progress, claim: Segments, rules: ContentRules, now: datetim
     earliest in the video first; `now` is the server's time. Pure."""
     played = union(current.played, claim)
     before = current.watched_seconds
-    new = watched(played) - before
+    after = watched(played)
+    new = after - before
     if new <= 0.0:  # nothing new (a repeat, a paused player, a text): nothing to credit
-        return Credit(played, 0.0, current.credited_at)
+        return Credit(played, 0.0, current.credited_at, after)
     if current.credited_at is not None and now < current.credited_at:
         # Taken before the row's last credit (another device's heartbeat, which another node
         # committed later): its allowance was spent by then. Nothing is credited, and nothing
         # counted, since the clamp counts claims beyond the rate, not the order of commits.
-        return Credit(current.played, 0.0, current.credited_at)
-    granted = new
+        return Credit(current.played, 0.0, current.credited_at, before)
     allowed = allowance(current, rules, now)
     if new > allowed:
         played = union(current.played, _first_seconds(current.played, played, allowed))
-        granted = watched(played) - before
-    carried = min(max(0.0, allowed - granted), rules.max_rate * GRACE)
-    spent_until = now - timedelta(seconds=carried / rules.max_rate)
+        after = watched(played)
+    granted = after - before
+    left, cap = allowed - granted, rules.max_rate * GRACE  # (conditionals: the hot path)
+    carried = cap if left > cap else left if left > 0.0 else 0.0
+    spent_until = now - timedelta(seconds=carried / rules.max_rate) if carried else now
     if current.credited_at is not None and current.credited_at > spent_until:
         spent_until = current.credited_at  # a node whose clock is behind never gives time back
-    return Credit(played, max(0.0, new - granted), spent_until)
+    return Credit(played, new - granted if new > granted else 0.0, spent_until, after)
 
 
 def _first_seconds(stored: Segments, claimed: Segments, budget: float) -> Segments:
@@ -465,6 +472,7 @@ def advance(
         current,
         admitted,
         granted.played,
+        granted.watched_seconds,
         granted.credited_at,
         current.clamped_seconds + granted.clamped,
         rules,
