@@ -1,4 +1,4 @@
-"""Hostile file names against a real node, in tus `Upload-Metadata` and multipart filenames:
+"""Hostile file names against a real node, in tus `Upload-Metadata` (filename, filetype) and
 traversal (`../../`, `..\\`, absolute paths), NUL, RTL override, full-width dots and solidus,
 combining marks, NFKC look-alikes of `..`, overlong names. Each is refused with a 4xx JSON error
 or its bytes are stored under the server's name inside the media directory; nothing is written
@@ -43,16 +43,17 @@ def files_under(root: Path) -> set[Path]:
 
 
 def tus_upload(client: httpx.Client, who: Login, content_id: int, raw: str) -> str | None:
-    """The name the server shows back for a tus upload named `raw` (sent whole), or None if
-    it refused the name."""
-    filename = f"filename {base64.b64encode(raw.encode()).decode()}" if raw else "filename"
+    """The name the server shows back for a tus upload named `raw` (sent whole, with `raw` as
+    its `filetype` too, which the server ignores), or None if it refused the name."""
+    encoded = base64.b64encode(raw.encode()).decode()
+    named = f"filename {encoded},filetype {encoded}" if raw else "filename,filetype"
     created = client.post(
         "/api/v1/uploads",
         headers={
             **TUS,
             **who.auth,
             "Upload-Length": str(len(BODY)),
-            "Upload-Metadata": f"{metadata(content_id=content_id)},{filename}",
+            "Upload-Metadata": f"{metadata(content_id=content_id)},{named}",
         },
     )
     answered_without_a_5xx(created, raw)
@@ -73,6 +74,7 @@ def tus_upload(client: httpx.Client, who: Login, content_id: int, raw: str) -> s
     assert sent.status_code == 204, (raw, sent.text)
     head = client.head(url, headers={**TUS, **who.auth})
     shown = dict(item.split(" ") for item in head.headers["Upload-Metadata"].split(","))
+    assert set(shown) == {"content_id", "filename"}, raw  # filetype is neither kept nor echoed
     return base64.b64decode(shown["filename"]).decode()
 
 
