@@ -1,8 +1,9 @@
 """Hostile file names against a real node, in tus `Upload-Metadata` (filename, filetype) and
-traversal (`../../`, `..\\`, absolute paths), NUL, RTL override, full-width dots and solidus,
-combining marks, NFKC look-alikes of `..`, overlong names. Each is refused with a 4xx JSON error
-or its bytes are stored under the server's name inside the media directory; nothing is written
-anywhere else, and the name shown back is the sanitised one (lms/domain/upload_names.py)."""
+multipart filenames: traversal (`../../`, `..\\`, absolute paths), NUL, RTL override, full-width
+dots and solidus, combining marks, NFKC look-alikes of `..`, overlong names. Each is refused
+with a 4xx JSON error or its bytes are stored under the server's name inside the media directory;
+nothing is written anywhere else, and the name shown back is the sanitised one
+(lms/domain/upload_names.py)."""
 
 from __future__ import annotations
 
