@@ -7,7 +7,8 @@
 # ---- build: resolve and install everything into a self-contained venv ----
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/venv
+# The venv's own setuptools is the one Python 3.11 bundles (65.5, with published CVEs).
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install -q --upgrade pip setuptools
 # All dependencies ship manylinux wheels (av bundles FFmpeg, pgserver bundles PostgreSQL),
 # so no compiler or -dev packages are needed here.
 COPY . /src
