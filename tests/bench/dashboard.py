@@ -52,8 +52,6 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
-import shutil
 import sys
 import time
 import uuid
@@ -79,6 +77,7 @@ from lms.store.cache_tier import CacheTierStore
 from lms.store.database import Database
 from proto.api import Role
 from tests.analytics_seed import AnalyticsCourse, seed_analytics_course
+from tests.bench.harness import parse_wrk_args, pin, scratch_database, wrk_parser
 from tests.bench.live import NODE_CPU, core_speed
 from tests.bench.streaming import (
     LOAD_CPUS,
@@ -92,9 +91,8 @@ from tests.bench.streaming import (
     stop_process,
     summary,
 )
-from tests.databases import admin_sql, migrate_database, with_database
 from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
-from tests.services import scratch_dir, start_postgres, start_redis
+from tests.services import start_redis
 
 NODE_MAX_BYTES = 64 << 20  # the node's default LMS_CACHE_MAX_BYTES
 STATS_FLUSH = 11.0  # s: PostgreSQL's PGSTAT_IDLE_INTERVAL (10 s), and a second to spare
@@ -123,13 +121,6 @@ class Timings:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(np.array(self.seconds) * 1000, q))
-
-
-def pin(pid: int, cpus: set[int]) -> None:
-    """Run every thread of process `pid` on `cpus` (sched_setaffinity moves one thread)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
-            os.sched_setaffinity(int(task.name), cpus)
 
 
 async def timed(n: int, call: Callable[[], Awaitable[object]]) -> list[float]:
@@ -474,7 +465,7 @@ QUICK |= {"slice": 2, "turns": 1, "warmup": 1}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = wrk_parser(__doc__.splitlines()[0], slice_s=5, turns=3, warmup=2)
     parser.add_argument("--learners", type=int, default=5000)
     parser.add_argument("--videos", type=int, default=50)
     parser.add_argument("--days", type=int, default=30)
@@ -483,54 +474,23 @@ def main() -> None:
     parser.add_argument("--uncached", type=int, default=18, help="reads computed every time")
     parser.add_argument("--http", type=int, default=200, help="warm GETs over HTTP")
     parser.add_argument("--probe", type=int, default=500, help="GETs counting transactions")
-    parser.add_argument("--slice", type=int, default=5, help="seconds of a wrk turn")
-    parser.add_argument("--turns", type=int, default=3, help="wrk turns per server")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk per server first")
-    parser.add_argument("--keep", metavar="DIR", help="copy the servers' logs into DIR")
-    parser.add_argument(
-        "--quick", action="store_true", help="a quick check: " + json.dumps(QUICK)[1:-1]
-    )
-    args = parser.parse_args()
-    if args.quick:
-        vars(args).update(QUICK)
-    if shutil.which("wrk") is None:
-        parser.exit(1, "the dashboard benchmark needs wrk: apt-get install wrk (make bench does)\n")
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    args = parse_wrk_args(parser, "dashboard", QUICK)
 
-    with scratch_dir("lms-bench-dashboard-") as root:
-        server_dsn = os.environ.get("LMS_TEST_DATABASE_URL")
+    with scratch_database("lms-bench-dashboard-", args.keep) as (root, dsn):
         redis_url = os.environ.get("LMS_TEST_REDIS_URL")
-        pg = redis = None
+        redis = None
         try:
-            if not server_dsn:
-                pg = start_postgres(root)
-                pin(pg.process.pid, LOAD_CPUS)
-                server_dsn = pg.dsn
             if not redis_url:
                 redis = start_redis(root)
                 pin(redis.process.pid, LOAD_CPUS)
                 redis_url = redis.url
-            name = f"lms_bench_{uuid.uuid4().hex[:8]}"
-            admin_sql(server_dsn, f"CREATE DATABASE {name}")
-            dsn = with_database(server_dsn, name)
-            try:
-                trio.run(migrate_database, dsn)
-                started = time.perf_counter()
-                course = asyncio.run(seed(dsn, args))
-                print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
-                trio.run(bench, dsn, redis_url, course, root, args)
-            finally:
-                if args.keep:
-                    Path(args.keep).mkdir(parents=True, exist_ok=True)
-                    for log in root.glob("*.log"):
-                        shutil.copy(log, args.keep)
-                admin_sql(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            started = time.perf_counter()
+            course = asyncio.run(seed(dsn, args))
+            print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
+            trio.run(bench, dsn, redis_url, course, root, args)
         finally:
             if redis is not None:
                 redis.stop()
-            if pg is not None:
-                pg.stop()
 
 
 if __name__ == "__main__":

@@ -33,9 +33,6 @@ import contextlib
 import json
 import logging
 import os
-import resource
-import shutil
-import signal
 import sys
 import time
 import uuid
@@ -44,18 +41,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import hypercorn.config
-import hypercorn.trio
 import structlog
 import trio
 from quart import Response
 from quart_trio import QuartTrio
 
-from lms.heap import settle_after_startup
 from lms.http.asgi import ASGIApp, Message, Receive, Scope, Send
 from lms.observability.logging import configure_logging
 from lms.observability.requests import RequestObserver
-from tests.bench.dashboard import pin
+from tests.bench.bare_server import serve_until_signalled
+from tests.bench.harness import parse_wrk_args, pin, scratch_database, wrk_parser
 from tests.bench.live import NODE_CPU, core_speed
 from tests.bench.streaming import (
     LOAD_CPUS,
@@ -69,9 +64,7 @@ from tests.bench.streaming import (
     stop_process,
     summary,
 )
-from tests.databases import admin_sql, migrate_database, with_database
 from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
-from tests.services import scratch_dir, start_postgres
 
 CPU_TARGET = 1.10  # on / off, CPU per request
 HEALTH_RATIO_TARGET = 0.9
@@ -92,25 +85,7 @@ def serve_bare(body: bytes) -> None:
     async def health() -> Response:
         return Response(body, content_type="application/json")
 
-    async def main() -> None:
-        config = hypercorn.config.Config()
-        config.bind = ["127.0.0.1:0"]
-        config.backlog = 4096
-        config.accesslog = None
-        config.errorlog = None
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async with trio.open_nursery() as nursery:
-
-                async def stop() -> None:
-                    async for _ in signals:
-                        nursery.cancel_scope.cancel()
-
-                nursery.start_soon(stop)
-                binds = await nursery.start(hypercorn.trio.serve, app, config)
-                settle_after_startup()
-                print(f"listening on {binds[0]}", flush=True)
-
-    trio.run(main)
+    trio.run(serve_until_signalled, app)
 
 
 # --- in process --------------------------------------------------------------------------------
@@ -305,48 +280,13 @@ def main() -> None:
     if sys.argv[1:2] == ["--bare"]:
         serve_bare(bytes.fromhex(sys.argv[2]))
         return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slice", type=int, default=3, help="seconds of a wrk turn")
-    parser.add_argument("--turns", type=int, default=5, help="wrk turns per server")
+    parser = wrk_parser(__doc__.splitlines()[0], slice_s=3, turns=5, warmup=1)
     parser.add_argument(
         "--observed", type=int, default=20_000, help="requests timed through the observer"
     )
-    parser.add_argument("--warmup", type=int, default=1, help="seconds of wrk per server first")
-    parser.add_argument("--keep", metavar="DIR", help="copy the servers' logs into DIR")
-    parser.add_argument(
-        "--quick", action="store_true", help="a quick check: " + json.dumps(QUICK)[1:-1]
-    )
-    args = parser.parse_args()
-    if args.quick:
-        vars(args).update(QUICK)
-    if shutil.which("wrk") is None:
-        parser.exit(1, "the edge benchmark needs wrk: apt-get install wrk (make bench does)\n")
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-    with scratch_dir("lms-bench-edge-") as root:
-        server_dsn = os.environ.get("LMS_TEST_DATABASE_URL")
-        pg = None
-        try:
-            if not server_dsn:
-                pg = start_postgres(root)
-                pin(pg.process.pid, LOAD_CPUS)
-                server_dsn = pg.dsn
-            name = f"lms_bench_{uuid.uuid4().hex[:8]}"
-            admin_sql(server_dsn, f"CREATE DATABASE {name}")
-            dsn = with_database(server_dsn, name)
-            try:
-                trio.run(migrate_database, dsn)
-                trio.run(bench, dsn, root, args)
-            finally:
-                if args.keep:
-                    Path(args.keep).mkdir(parents=True, exist_ok=True)
-                    for log in root.glob("*.log"):
-                        shutil.copy(log, args.keep)
-                admin_sql(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            if pg is not None:
-                pg.stop()
+    args = parse_wrk_args(parser, "edge", QUICK)
+    with scratch_database("lms-bench-edge-", args.keep) as (root, dsn):
+        trio.run(bench, dsn, root, args)
 
 
 if __name__ == "__main__":

@@ -9,15 +9,10 @@ no token, no cache and no database.
 
 from __future__ import annotations
 
-import resource
-import signal
-
-import hypercorn.config
-import hypercorn.trio
 import trio
 from quart_trio import QuartTrio
 
-from lms.heap import settle_after_startup
+from tests.bench.bare_server import serve_until_signalled
 
 app = QuartTrio("bare")
 
@@ -36,26 +31,5 @@ async def me() -> dict[str, object]:
     return USER
 
 
-async def main() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    config = hypercorn.config.Config()
-    config.bind = ["127.0.0.1:0"]
-    config.backlog = 4096
-    config.accesslog = None
-    config.errorlog = None
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-
-            async def stop() -> None:
-                async for _ in signals:
-                    nursery.cancel_scope.cancel()
-
-            nursery.start_soon(stop)
-            binds = await nursery.start(hypercorn.trio.serve, app, config)
-            settle_after_startup()
-            print(f"listening on {binds[0]}", flush=True)
-
-
 if __name__ == "__main__":
-    trio.run(main)
+    trio.run(serve_until_signalled, app)

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import base64
 import json
-import resource
-import signal
 import time
 from collections import defaultdict
+from functools import partial
 
-import hypercorn.config
-import hypercorn.trio
 import trio
 from quart import websocket
 from quart.wrappers import Websocket
 from quart_trio import QuartTrio
 
-from lms.heap import settle_after_startup
 from proto.frames import MAX_FRAME_BYTES
+from tests.bench.bare_server import serve_until_signalled
 
 app = QuartTrio("bare")
 learners: set[Websocket] = set()
@@ -128,27 +125,6 @@ async def announce() -> dict[str, int]:
     return {"sent": len(learners)}
 
 
-async def main() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    config = hypercorn.config.Config()
-    config.bind = ["127.0.0.1:0"]
-    config.backlog = 4096
-    config.websocket_max_message_size = MAX_FRAME_BYTES
-    config.accesslog = None
-    config.errorlog = None
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-
-            async def stop() -> None:
-                async for _ in signals:
-                    nursery.cancel_scope.cancel()
-
-            nursery.start_soon(stop)
-            binds = await nursery.start(hypercorn.trio.serve, app, config)
-            settle_after_startup()  # the node's collector settings: compare frames, not heaps
-            print(f"listening on {binds[0]}", flush=True)
-
-
 if __name__ == "__main__":
-    trio.run(main)
+    # The node refuses larger frames too (close code 1009).
+    trio.run(partial(serve_until_signalled, app, websocket_max_message_size=MAX_FRAME_BYTES))

@@ -8,18 +8,17 @@ requests) on the node's server, Hypercorn's trio worker, with the node's Hyperco
 
 from __future__ import annotations
 
-import resource
-import signal
 import sys
+from functools import partial
 from pathlib import Path
 
-import hypercorn.config
-import hypercorn.trio
 import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse
 from starlette.routing import Route
+
+from tests.bench.bare_server import serve_until_signalled
 
 
 def files_app(root: Path) -> Starlette:
@@ -29,25 +28,6 @@ def files_app(root: Path) -> Starlette:
     return Starlette(routes=[Route("/{path:path}", serve)])
 
 
-async def main(root: Path) -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    config = hypercorn.config.Config()
-    config.bind = ["127.0.0.1:0"]
-    config.backlog = 4096
-    config.accesslog = None
-    config.errorlog = None
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as nursery:
-
-            async def stop() -> None:
-                async for _ in signals:
-                    nursery.cancel_scope.cancel()
-
-            nursery.start_soon(stop)
-            binds = await nursery.start(hypercorn.trio.serve, files_app(root), config)
-            print(f"listening on {binds[0]}", flush=True)
-
-
 if __name__ == "__main__":
-    trio.run(main, Path(sys.argv[1]))
+    # The peer as the streaming benchmark has always measured it: Python's own collector settings.
+    trio.run(partial(serve_until_signalled, files_app(Path(sys.argv[1])), settle_heap=False))
