@@ -77,6 +77,27 @@ async def start_node(
     return NodeProcess(process, url, log_path)
 
 
+async def start_nodes(
+    env: Mapping[str, str], log_dir: Path, names: Sequence[str] = ("a", "b")
+) -> dict[str, NodeProcess]:
+    """Start one `lms serve` per name at once, each with LMS_NODE_ID=name and its log in
+    `log_dir`/NAME.log; the caller stops them. If one fails to start, the others are killed."""
+    nodes: dict[str, NodeProcess] = {}
+    try:
+        async with trio.open_nursery() as nursery:
+
+            async def start(name: str) -> None:
+                nodes[name] = await start_node(env | {"LMS_NODE_ID": name}, log_dir / f"{name}.log")
+
+            for name in names:
+                nursery.start_soon(start, name)
+    except BaseException:
+        for node in nodes.values():
+            node.process.kill()
+        raise
+    return nodes
+
+
 async def start_worker(env: Mapping[str, str], log_path: Path) -> trio.Process:
     """Start `lms worker` and return once it says it is transcoding."""
     process, _ = await start_cli("worker", env, log_path, ready=WORKER_BANNER)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import trio
 
-from tests.e2e.nodes import SECRET, NodeProcess, node_env, run_cli, start_node
+from tests.e2e.nodes import SECRET, node_env, run_cli, start_nodes
 from tests.lms.http.conftest import Login, log_in, make_instructor, sign_up
 from tests.lms.http.test_progress import PROGRESS, enrol, make_course
 
@@ -41,10 +41,8 @@ async def two_nodes(
     )
     admin = await run_cli("createadmin", "--email", ROOT[0], "--password", ROOT[1], env=env)
     assert admin.returncode == 0, admin.stderr.decode()
-    nodes: dict[str, NodeProcess] = {}
+    nodes = await start_nodes(env, tmp_path)
     try:
-        for name in ("a", "b"):
-            nodes[name] = await start_node(env | {"LMS_NODE_ID": name}, tmp_path / f"{name}.log")
         async with (
             httpx.AsyncClient(base_url=nodes["a"].url, timeout=10) as a,
             httpx.AsyncClient(base_url=nodes["b"].url, timeout=10) as b,

@@ -13,7 +13,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.admins import ADMIN, create_admin, signed_in
-from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node, start_worker
+from tests.e2e.nodes import SECRET, node_env, start_nodes, start_worker
 from tests.lms.http.conftest import log_in, sign_up
 from tests.lms.http.test_progress import PROGRESS, enrol, make_course
 from tests.polling import eventually
@@ -96,15 +96,8 @@ async def test_two_nodes_and_a_worker_each_serve_their_own_figures(
         "LMS_TRANSCODE_WORKERS": "1",
         "LMS_METRICS_PORT": str(port),
     }
-    nodes: dict[str, NodeProcess] = {}
     await create_admin(env)
-    async with trio.open_nursery() as nursery:
-
-        async def start(name: str) -> None:
-            nodes[name] = await start_node(env | {"LMS_NODE_ID": name}, tmp_path / f"{name}.log")
-
-        nursery.start_soon(start, "a")
-        nursery.start_soon(start, "b")
+    nodes = await start_nodes(env, tmp_path)
     worker = await start_worker(worker_env, tmp_path / "w.log")
     try:
         a, b = nodes["a"], nodes["b"]

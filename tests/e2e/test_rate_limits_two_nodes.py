@@ -7,9 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import trio
 
-from tests.e2e.nodes import LOOPBACK_RATE_LIMITS, SECRET, NodeProcess, node_env, start_node
+from tests.e2e.nodes import LOOPBACK_RATE_LIMITS, SECRET, node_env, start_nodes
 
 pytestmark = pytest.mark.e2e
 
@@ -25,14 +24,7 @@ async def test_a_limit_is_shared_by_the_nodes_through_redis(
         LMS_TRANSCODE_WORKERS="0",
         LMS_RATE_LIMITS=f"{LOOPBACK_RATE_LIMITS},login_per_address=3/600",
     )
-    nodes: dict[str, NodeProcess] = {}
-    async with trio.open_nursery() as nursery:
-
-        async def start(name: str) -> None:
-            nodes[name] = await start_node(env | {"LMS_NODE_ID": name}, tmp_path / f"{name}.log")
-
-        nursery.start_soon(start, "a")
-        nursery.start_soon(start, "b")
+    nodes = await start_nodes(env, tmp_path)
     try:
         guess = {"email": "ann@example.org", "password": "wrong-guess"}
         async with (

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import trio
 
 from lms.accounts.service import REFRESH_REUSE_GRACE
-from tests.e2e.nodes import SECRET, node_env, run_cli, start_node
+from tests.e2e.nodes import SECRET, node_env, run_cli, start_nodes
 from tests.sql import sql
 
 pytestmark = pytest.mark.e2e
@@ -30,15 +29,8 @@ async def test_two_nodes_share_accounts_and_courses(
     assert admin.returncode == 0, admin.stderr.decode()
     assert b"root@school.org" in admin.stdout
 
-    nodes = []
-    async with trio.open_nursery() as nursery:
-
-        async def start(name: str) -> None:
-            nodes.append(await start_node(env | {"LMS_NODE_ID": name}, tmp_path / f"{name}.log"))
-
-        nursery.start_soon(start, "a")
-        nursery.start_soon(start, "b")
-    a, b = sorted(nodes, key=lambda n: n.log_path.name)
+    nodes = await start_nodes(env, tmp_path)
+    a, b = nodes["a"], nodes["b"]
     assert a.url != b.url
 
     async with httpx.AsyncClient(base_url=a.url) as on_a, httpx.AsyncClient(base_url=b.url) as on_b:
