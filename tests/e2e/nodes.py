@@ -51,6 +51,14 @@ def node_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+def database_node_env(tmp_path: Path, database_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of a test's node on `database_url` with the test secret, its data in
+    `tmp_path`/data (a test's other files stay beside it, not in the node's media)."""
+    return node_env(
+        tmp_path / "data", LMS_DATABASE_URL=database_url, LMS_SECRET_KEY=SECRET, **overrides
+    )
+
+
 @dataclass
 class NodeProcess:
     process: trio.Process

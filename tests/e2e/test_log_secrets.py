@@ -21,7 +21,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 from lms.domain.media_urls import derived_key
 from media.synthetic import write_clip
 from tests.e2e.admins import ADMIN, Admin, create_admin, signed_in
-from tests.e2e.nodes import SECRET, log_events, node_env, start_node
+from tests.e2e.nodes import SECRET, database_node_env, log_events, start_node
 from tests.live_client import NOTIFICATIONS, live_socket, ws_url
 from tests.polling import eventually
 from tests.reset_mail import mails_in, reset_link
@@ -98,10 +98,9 @@ class Secrets:
 async def test_a_node_logs_no_password_token_signature_or_key_it_handles(
     database_url: str, tmp_path: Path, clip: Path
 ) -> None:
-    env = node_env(
-        tmp_path / "data",
-        LMS_DATABASE_URL=database_url,
-        LMS_SECRET_KEY=SECRET,
+    env = database_node_env(
+        tmp_path,
+        database_url,
         LMS_LOG_LEVEL="debug",
         # Every unit of database work logs slow_sql, so its lines are searched too.
         LMS_SLOW_SQL_MS="1",

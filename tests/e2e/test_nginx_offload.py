@@ -23,7 +23,7 @@ from lms.domain.media_urls import MediaFile, key_map, parse_keys, signature, ver
 from lms.domain.ranges import MAX_RANGES
 from media.synthetic import write_clip
 from tests.e2e.admins import Admin, create_admin, signed_in
-from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
+from tests.e2e.nodes import NodeProcess, database_node_env, start_node
 from tests.nginx import LMS_CONF, Nginx, render_lms_conf, start_nginx, write_media_keys
 from tests.services import scratch_dir
 
@@ -66,10 +66,9 @@ async def offload(database_url: str, tmp_path: Path, clip: Path) -> AsyncIterato
     volume and nginx's files are in a scratch dir: nginx's workers run as nobody."""
     with scratch_dir("lms-e2e-nginx-") as root:
         media = root / "media"
-        env = node_env(
-            tmp_path / "data",
-            LMS_DATABASE_URL=database_url,
-            LMS_SECRET_KEY=SECRET,
+        env = database_node_env(
+            tmp_path,
+            database_url,
             LMS_TRANSCODE_WORKERS="1",
             LMS_MEDIA_DIR=str(media),
             LMS_MEDIA_KEYS=MEDIA_KEYS,

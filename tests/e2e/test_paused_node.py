@@ -13,7 +13,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
-from tests.e2e.nodes import SECRET, node_env, start_node
+from tests.e2e.nodes import database_node_env, start_node
 from tests.live_client import NOTIFICATIONS, LiveClient, live_socket
 from tests.lms.http.conftest import sign_up
 
@@ -55,12 +55,7 @@ class Watched:
 async def test_a_paused_node_cuts_no_client_that_did_nothing_wrong_and_still_cuts_a_dead_one(
     database_url: str, tmp_path: Path
 ) -> None:
-    env = node_env(
-        tmp_path / "data",
-        LMS_DATABASE_URL=database_url,
-        LMS_SECRET_KEY=SECRET,
-        LMS_TRANSCODE_WORKERS="0",
-    )
+    env = database_node_env(tmp_path, database_url, LMS_TRANSCODE_WORKERS="0")
     node = await start_node(env, tmp_path / "node.log")
     try:
         async with httpx.AsyncClient(base_url=node.url, timeout=10) as api:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import trio
 
-from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
+from tests.e2e.nodes import NodeProcess, database_node_env, start_node
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -86,12 +86,8 @@ def open_fds(node: NodeProcess) -> int:
 async def test_slow_bodies_get_408_and_their_sockets_back_while_others_are_served(
     database_url: str, tmp_path: Path
 ) -> None:
-    env = node_env(
-        tmp_path / "data",
-        LMS_DATABASE_URL=database_url,
-        LMS_SECRET_KEY=SECRET,
-        LMS_TRANSCODE_WORKERS="0",
-        LMS_BODY_TIMEOUT=str(BODY_TIMEOUT),
+    env = database_node_env(
+        tmp_path, database_url, LMS_TRANSCODE_WORKERS="0", LMS_BODY_TIMEOUT=str(BODY_TIMEOUT)
     )
     node = await start_node(env, tmp_path / "node.log")
     try:
