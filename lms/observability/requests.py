@@ -19,8 +19,8 @@ import re
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import cast
+from collections.abc import Iterable, Mapping
+from typing import TypeVar, cast
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -107,48 +107,72 @@ class EdgeMetrics(Collector):
         self.response_bytes[route] += sent
 
     def collect(self) -> Iterable[Metric]:
-        requests = CounterMetricFamily(
-            "lms_http_requests", "HTTP requests answered.", labels=["method", "route", "status"]
+        yield _family(
+            CounterMetricFamily,
+            "lms_http_requests",
+            "HTTP requests answered.",
+            ["method", "route", "status"],
+            self.requests,
         )
-        for (method, route, status), count in list(self.requests.items()):
-            requests.add_metric([method, route, str(status)], count)
-        yield requests
         yield histogram_family(
             "lms_http_request_duration_seconds",
             "From a request's arrival until its answer was sent.",
             ["method", "route"],
             [(key, histogram.snapshot()) for key, histogram in list(self.durations.items())],
         )
-        sent = CounterMetricFamily(
-            "lms_http_response_bytes", "Response body bytes sent.", labels=["route"]
+        yield _family(
+            CounterMetricFamily,
+            "lms_http_response_bytes",
+            "Response body bytes sent.",
+            ["route"],
+            self.response_bytes,
         )
-        for route, count in list(self.response_bytes.items()):
-            sent.add_metric([route], count)
-        yield sent
-        open_now = GaugeMetricFamily(
-            "lms_websocket_connections", "WebSockets open now.", labels=["endpoint"]
+        yield _family(
+            GaugeMetricFamily,
+            "lms_websocket_connections",
+            "WebSockets open now.",
+            ["endpoint"],
+            self.websockets_open,
         )
-        for endpoint, count in list(self.websockets_open.items()):
-            open_now.add_metric([endpoint], count)
-        yield open_now
-        opened = CounterMetricFamily(
-            "lms_websocket_connections", "WebSockets accepted.", labels=["endpoint"]
+        yield _family(
+            CounterMetricFamily,
+            "lms_websocket_connections",
+            "WebSockets accepted.",
+            ["endpoint"],
+            self.websockets_opened,
         )
-        for endpoint, count in list(self.websockets_opened.items()):
-            opened.add_metric([endpoint], count)
-        yield opened
-        closes = CounterMetricFamily(
-            "lms_websocket_closes", "WebSockets closed, by close code.", labels=["endpoint", "code"]
+        yield _family(
+            CounterMetricFamily,
+            "lms_websocket_closes",
+            "WebSockets closed, by close code.",
+            ["endpoint", "code"],
+            self.websocket_closes,
         )
-        for (endpoint, code), count in list(self.websocket_closes.items()):
-            closes.add_metric([endpoint, str(code)], count)
-        yield closes
         frames = CounterMetricFamily(
             "lms_websocket_frames", "WebSocket messages received and sent.", labels=["direction"]
         )
         frames.add_metric(["in"], self.frames_in)
         frames.add_metric(["out"], self.frames_out)
         yield frames
+
+
+Key = TypeVar("Key")
+
+
+def _family(
+    kind: type[CounterMetricFamily | GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    labels: list[str],
+    counts: Mapping[Key, int],
+) -> Metric:
+    """A `kind` family with one sample per key of `counts`: a key is a label's value or a tuple
+    of them, in the order of `labels`."""
+    family = kind(name, documentation, labels=labels)
+    for key, count in list(counts.items()):
+        values = key if isinstance(key, tuple) else (key,)
+        family.add_metric([str(value) for value in values], count)
+    return family
 
 
 class RequestObserver:
