@@ -16,7 +16,7 @@ import trio
 
 from media.synthetic import write_clip
 from tests.e2e.admins import ADMIN, Admin, create_admin, signed_in
-from tests.e2e.nodes import SECRET, NodeProcess, node_env, output_lines, start_node
+from tests.e2e.nodes import NodeProcess, database_node_env, output_lines, start_node
 from tests.media.clips import write_text
 
 pytestmark = pytest.mark.e2e
@@ -32,12 +32,8 @@ def lecture(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def node(database_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[NodeProcess]:
-    env = node_env(
-        tmp_path / "data",
-        LMS_DATABASE_URL=database_url,
-        LMS_REDIS_URL=redis_url,
-        LMS_SECRET_KEY=SECRET,
-        LMS_TRANSCODE_WORKERS="1",
+    env = database_node_env(
+        tmp_path, database_url, LMS_REDIS_URL=redis_url, LMS_TRANSCODE_WORKERS="1"
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(create_admin, env)

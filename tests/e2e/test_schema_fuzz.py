@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.e2e.admins import ADMIN, create_admin
-from tests.e2e.nodes import SECRET, NodeProcess, node_env, start_node
+from tests.e2e.nodes import NodeProcess, database_node_env, start_node
 
 pytestmark = pytest.mark.e2e
 
@@ -144,12 +144,8 @@ class Cases:
 async def test_every_operation_answers_as_its_document_says_and_never_with_a_5xx(
     database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    env = node_env(
-        tmp_path / "data",
-        LMS_DATABASE_URL=database_url,
-        LMS_REDIS_URL=redis_url,
-        LMS_SECRET_KEY=SECRET,
-        LMS_TRANSCODE_WORKERS="0",
+    env = database_node_env(
+        tmp_path, database_url, LMS_REDIS_URL=redis_url, LMS_TRANSCODE_WORKERS="0"
     )
     await create_admin(env)
     node = await start_node(env, tmp_path / "node.log")
