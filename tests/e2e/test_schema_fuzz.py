@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.e2e.admins import ADMIN, create_admin
 from tests.e2e.nodes import NodeProcess, database_node_env, start_node
+from tests.lms.http.conftest import log_in, make_instructor, sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +42,6 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-PASSWORD = "schema-fuzz-password-Vt5"
 # Operations run with a user of their own, and why: each revokes its caller's tokens, which
 # would turn every later request of the run into a 401.
 OWN_USER = {
@@ -62,31 +62,12 @@ class Fuzzed:
     failures: list[str]
 
 
-async def signed_in(api: httpx.AsyncClient, email: str, password: str) -> str:
-    response = await api.post("/api/v1/auth/login", json={"email": email, "password": password})
-    assert response.status_code == 200, response.text
-    return response.json()["access_token"]
-
-
-async def sign_up(api: httpx.AsyncClient, email: str) -> str:
-    body = {"email": email, "password": PASSWORD, "name": "Fuzz"}
-    assert (await api.post("/api/v1/auth/register", json=body)).status_code == 202
-    return await signed_in(api, email, PASSWORD)
-
-
 async def callers(node: NodeProcess) -> Callers:
     async with httpx.AsyncClient(base_url=node.url, timeout=30) as api:
-        admin = {"Authorization": f"Bearer {await signed_in(api, *ADMIN)}"}
-        teacher = "fuzz-instructor@school.org"
-        token = await sign_up(api, teacher)
-        me = await api.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
-        promoted = await api.patch(
-            f"/api/v1/users/{me.json()['id']}", json={"role": "instructor"}, headers=admin
-        )
-        assert promoted.status_code == 200, promoted.text
-        # Signed in again: the role change revoked the tokens issued before it.
-        instructor = await signed_in(api, teacher, PASSWORD)
-        return Callers(instructor, await sign_up(api, "fuzz-disposable@school.org"))
+        admin = await log_in(api, *ADMIN)
+        instructor = await make_instructor(api, admin, "fuzz-instructor@school.org")
+        disposable = await sign_up(api, "fuzz-disposable@school.org")
+        return Callers(instructor.access_token, disposable.access_token)
 
 
 def fuzz(url: str, who: Callers) -> Fuzzed:
