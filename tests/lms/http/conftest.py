@@ -31,22 +31,28 @@ class Login:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
-@pytest.fixture
-def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+def node_settings(database_url: str, redis_url: str, data_dir: Path, **env: str) -> Settings:
+    """The settings of a test's in-process node; `env` adds or overrides LMS_* variables."""
     return Settings.from_env(
         {
             "LMS_DATABASE_URL": database_url,
             "LMS_REDIS_URL": redis_url,
             "LMS_SECRET_KEY": SECRET,
             "LMS_PORT": "0",
-            "LMS_DATA_DIR": str(tmp_path),
+            "LMS_DATA_DIR": str(data_dir),
             "LMS_SEED_DEMO": "false",
             "LMS_DB_POOL_MIN": "1",
             "LMS_DB_POOL_MAX": "4",
             "LMS_MAX_BODY_BYTES": str(64 * 1024),
             "LMS_RATE_LIMITS": LOOPBACK_RATE_LIMITS,
         }
+        | env
     )
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    return node_settings(database_url, redis_url, tmp_path)
 
 
 @pytest.fixture

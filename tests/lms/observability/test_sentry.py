@@ -23,7 +23,7 @@ from lms.accounts.service import Accounts
 from lms.config import Settings
 from lms.node import serve
 from lms.observability.sentry import sentry_reporting
-from tests.lms.http.conftest import SECRET, Login, sign_up
+from tests.lms.http.conftest import Login, node_settings, sign_up
 from tests.polling import eventually
 
 PROJECT = 7
@@ -90,18 +90,13 @@ def settings(
     database_url: str, redis_url: str, tmp_path: Path, fake_sentry: FakeSentry
 ) -> Settings:
     """A node's settings, reporting to `fake_sentry`."""
-    return Settings.from_env(
-        {
-            "LMS_DATABASE_URL": database_url,
-            "LMS_REDIS_URL": redis_url,
-            "LMS_SECRET_KEY": SECRET,
-            "LMS_PORT": "0",
-            "LMS_DATA_DIR": str(tmp_path),
-            "LMS_SEED_DEMO": "false",
-            "LMS_TRANSCODE_WORKERS": "0",
-            "LMS_SENTRY_DSN": fake_sentry.dsn,
-            "LMS_SENTRY_ENVIRONMENT": "test",
-        }
+    return node_settings(
+        database_url,
+        redis_url,
+        tmp_path,
+        LMS_TRANSCODE_WORKERS="0",
+        LMS_SENTRY_DSN=fake_sentry.dsn,
+        LMS_SENTRY_ENVIRONMENT="test",
     )
 
 
