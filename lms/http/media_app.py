@@ -23,15 +23,14 @@ from pathlib import Path
 
 import structlog
 
-import proto
 from lms.config import Settings
 from lms.domain.file_response import FileFacts, plan_file_response
 from lms.domain.media_types import content_type
 from lms.domain.media_urls import PREFIX, MediaFile, Refused, key_map, verify
 from lms.http.asgi import ASGIApp, Receive, Scope, Send
+from lms.http.error_answer import ErrorAnswer
 from lms.http.file_body import FileChanged, asgi_send_plan
 from lms.observability.requests import MEDIA_ROUTE, ROUTE
-from proto.api import ErrorBody, ErrorDetail
 
 log = structlog.get_logger()
 
@@ -40,40 +39,16 @@ log = structlog.get_logger()
 MAX_DISCARDED_BODY = 64 * 1024
 
 
-class _Answer:
-    """An answer made once at import: an error's status, headers and JSON body."""
-
-    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    async def send(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
-        await send({"type": "http.response.body", "body": self.body})
-
-
-def _error(status: int, code: str, message: str, *extra: tuple[bytes, bytes]) -> _Answer:
-    body = proto.encode(ErrorBody(ErrorDetail(code, message)))
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        *extra,
-    ]
-    return _Answer(status, headers, body)
-
-
 _REFUSED = {
-    Refused.FORBIDDEN: _error(
+    Refused.FORBIDDEN: ErrorAnswer(
         403, Refused.FORBIDDEN.value, "this media URL is not validly signed; ask for the manifest"
     ),
-    Refused.EXPIRED: _error(
+    Refused.EXPIRED: ErrorAnswer(
         410, Refused.EXPIRED.value, "this media URL has expired; ask for the manifest again"
     ),
 }
-_NOT_FOUND = _error(404, "not_found", "no such file (yet: a running job writes as it goes)")
-_NOT_ALLOWED = _error(
+_NOT_FOUND = ErrorAnswer(404, "not_found", "no such file (yet: a running job writes as it goes)")
+_NOT_ALLOWED = ErrorAnswer(
     405, "method_not_allowed", "media files are read with GET or HEAD", (b"allow", b"GET, HEAD")
 )
 

@@ -29,9 +29,8 @@ import math
 
 import trio
 
-import proto
 from lms.http.asgi import ASGIApp, Message, Receive, Scope, Send
-from proto.api import ErrorBody, ErrorDetail
+from lms.http.error_answer import ErrorAnswer
 
 READ_FIRST_BYTES = 64 * 1024
 _CLOSE = (b"connection", b"close")
@@ -46,8 +45,12 @@ class UnreadBodyGuard:
     def __init__(self, inner: ASGIApp, *, body_timeout: float) -> None:
         self._inner = inner
         self._body_timeout = body_timeout
-        message = f"the request body did not arrive within {body_timeout:g} s"
-        self._too_slow = proto.encode(ErrorBody(ErrorDetail("body_timeout", message)))
+        self._too_slow = ErrorAnswer(
+            408,
+            "body_timeout",
+            f"the request body did not arrive within {body_timeout:g} s",
+            _CLOSE,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,7 +62,7 @@ class UnreadBodyGuard:
             with trio.move_on_after(self._body_timeout):
                 replay = await _received_first(receive, length)
             if replay is None:
-                await self._answer_too_slow(send)
+                await self._too_slow.send(send)
             else:
                 await self._inner(scope, replay, send)
         else:
@@ -91,16 +94,7 @@ class UnreadBodyGuard:
 
         await self._inner(scope, receive_watched, send_closing)
         if timed_out and not answered:
-            await self._answer_too_slow(send)
-
-    async def _answer_too_slow(self, send: Send) -> None:
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(self._too_slow)).encode()),
-            _CLOSE,
-        ]
-        await send({"type": "http.response.start", "status": 408, "headers": headers})
-        await send({"type": "http.response.body", "body": self._too_slow})
+            await self._too_slow.send(send)
 
 
 def _content_length(scope: Scope) -> int | None:
