@@ -52,8 +52,8 @@ def node_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 def database_node_env(tmp_path: Path, database_url: str, **overrides: str) -> dict[str, str]:
-    """The environment of a test's node on `database_url` with the test secret, its data in
-    `tmp_path`/data (a test's other files stay beside it, not in the node's media)."""
+    """The environment of a test's node (or nodes, sharing it all) on `database_url` with the
+    test secret, the data in `tmp_path`/data (the test's logs and files stay beside it)."""
     return node_env(
         tmp_path / "data", LMS_DATABASE_URL=database_url, LMS_SECRET_KEY=SECRET, **overrides
     )

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import trio
 
-from tests.e2e.nodes import SECRET, node_env, run_cli, start_nodes
+from tests.e2e.nodes import database_node_env, run_cli, start_nodes
 from tests.lms.http.conftest import Login, log_in, make_instructor, sign_up
 from tests.lms.http.test_progress import PROGRESS, enrol, make_course
 
@@ -36,9 +36,7 @@ async def two_nodes(
     database_url: str, redis_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """Nodes a and b (`lms serve` child processes) and a client of each; the admin ROOT."""
-    env = node_env(
-        tmp_path, LMS_DATABASE_URL=database_url, LMS_REDIS_URL=redis_url, LMS_SECRET_KEY=SECRET
-    )
+    env = database_node_env(tmp_path, database_url, LMS_REDIS_URL=redis_url)
     admin = await run_cli("createadmin", "--email", ROOT[0], "--password", ROOT[1], env=env)
     assert admin.returncode == 0, admin.stderr.decode()
     nodes = await start_nodes(env, tmp_path)

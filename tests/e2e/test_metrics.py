@@ -13,7 +13,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.admins import ADMIN, create_admin, signed_in
-from tests.e2e.nodes import SECRET, node_env, start_nodes, start_worker
+from tests.e2e.nodes import database_node_env, start_nodes, start_worker
 from tests.lms.http.conftest import log_in, sign_up
 from tests.lms.http.test_progress import PROGRESS, enrol, make_course
 from tests.polling import eventually
@@ -81,11 +81,10 @@ def free_port() -> int:
 async def test_two_nodes_and_a_worker_each_serve_their_own_figures(
     database_url: str, redis_url: str, tmp_path: Path, small_clip: Path
 ) -> None:
-    env = node_env(
+    env = database_node_env(
         tmp_path,
-        LMS_DATABASE_URL=database_url,
+        database_url,
         LMS_REDIS_URL=redis_url,
-        LMS_SECRET_KEY=SECRET,
         LMS_DB_POOL_MAX=POOL_MAX,
         LMS_TRANSCODE_WORKERS="0",  # the worker transcodes
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.nodes import LOOPBACK_RATE_LIMITS, SECRET, node_env, start_nodes
+from tests.e2e.nodes import LOOPBACK_RATE_LIMITS, database_node_env, start_nodes
 
 pytestmark = pytest.mark.e2e
 
@@ -16,11 +16,10 @@ pytestmark = pytest.mark.e2e
 async def test_a_limit_is_shared_by_the_nodes_through_redis(
     database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    env = node_env(
+    env = database_node_env(
         tmp_path,
-        LMS_DATABASE_URL=database_url,
+        database_url,
         LMS_REDIS_URL=redis_url,
-        LMS_SECRET_KEY=SECRET,
         LMS_TRANSCODE_WORKERS="0",
         LMS_RATE_LIMITS=f"{LOOPBACK_RATE_LIMITS},login_per_address=3/600",
     )

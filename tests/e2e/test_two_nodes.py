@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from lms.accounts.service import REFRESH_REUSE_GRACE
-from tests.e2e.nodes import SECRET, node_env, run_cli, start_nodes
+from tests.e2e.nodes import database_node_env, run_cli, start_nodes
 from tests.sql import sql
 
 pytestmark = pytest.mark.e2e
@@ -17,12 +17,7 @@ pytestmark = pytest.mark.e2e
 async def test_two_nodes_share_accounts_and_courses(
     database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    env = node_env(
-        tmp_path,
-        LMS_DATABASE_URL=database_url,
-        LMS_REDIS_URL=redis_url,
-        LMS_SECRET_KEY=SECRET,
-    )
+    env = database_node_env(tmp_path, database_url, LMS_REDIS_URL=redis_url)
     admin = await run_cli(
         "createadmin", "--email", "root@school.org", "--password", "admin-password", env=env
     )
