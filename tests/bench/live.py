@@ -52,7 +52,6 @@ import atexit
 import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -72,6 +71,7 @@ import trio
 
 from lms.accounts.tokens import TokenIssuer
 from proto.api import Role
+from tests.bench.bare_server import raise_descriptor_limit
 from tests.databases import admin_sql, with_database
 from tests.e2e.nodes import SECRET, node_env, run_cli, start_node
 from tests.services import scratch_dir, start_postgres
@@ -616,8 +616,7 @@ def main() -> None:
         # Every heartbeat of a learner would fall in the same server's turns: half the learners
         # would never send in theirs, and be pinged as silent instead.
         parser.error("--interval must not be a multiple of twice --slice")
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
+    raise_descriptor_limit()
 
     tmp = tempfile.mkdtemp(prefix="lms-bench-live-")
     if args.keep:

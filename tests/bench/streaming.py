@@ -38,7 +38,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -55,6 +54,7 @@ import trio
 
 from lms.domain.media_urls import MediaFile, key_map, parse_keys, verify
 from media.synthetic import write_clip
+from tests.bench.bare_server import raise_descriptor_limit
 from tests.bench.live import NODE_CPU, core_speed, cpu_seconds, rss_bytes
 from tests.databases import admin_sql, with_database
 from tests.e2e.admins import create_admin, signed_in
@@ -482,8 +482,7 @@ def main() -> None:
     args = parser.parse_args()
     if missing := missing_tools():
         parser.exit(1, "the streaming benchmark needs:\n  " + "\n  ".join(missing) + "\n")
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_descriptor_limit()
 
     with scratch_dir("lms-bench-streaming-") as root:
         server_dsn = os.environ.get("LMS_TEST_DATABASE_URL")
