@@ -97,6 +97,10 @@ MAX_STORED_SEGMENTS = 1000
 # and the network.
 GRACE = 6.0
 _GRACE = timedelta(seconds=GRACE)
+# The shortest piece a clamped claim has cut to its allowance credits (and the least allowance
+# a clamped claim spends): claims faster than the rate, sent often, would otherwise splinter a
+# row into slivers of a few milliseconds each. A shorter allowance waits, unspent.
+MIN_CUT = 1.0
 
 
 class Refusal(enum.Enum):
@@ -415,12 +419,17 @@ def credit(current: Progress, claim: Segments, rules: ContentRules, now: datetim
         return Credit(current.played, 0.0, current.credited_at, before)
     allowed = allowance(current, rules, now)
     if new > allowed:
-        played = union(current.played, _first_seconds(current.played, played, allowed))
-        after = watched(played)
+        if allowed < MIN_CUT:  # what it could credit waits for a longer allowance
+            played, after = current.played, before
+        else:
+            played = union(current.played, _first_seconds(current.played, played, allowed))
+            after = watched(played)
     granted = after - before
-    left, cap = allowed - granted, rules.max_rate * GRACE  # (conditionals: the hot path)
-    carried = cap if left > cap else left if left > 0.0 else 0.0
-    spent_until = now - timedelta(seconds=carried / rules.max_rate) if carried else now
+    left = allowed - granted  # carried over up to the grace (conditionals: the hot path)
+    if left >= rules.max_rate * GRACE:
+        spent_until = now - _GRACE
+    else:
+        spent_until = now - timedelta(seconds=left / rules.max_rate) if left > 0.0 else now
     if current.credited_at is not None and current.credited_at > spent_until:
         spent_until = current.credited_at  # a node whose clock is behind never gives time back
     return Credit(played, new - granted if new > granted else 0.0, spent_until, after)
@@ -429,7 +438,8 @@ def credit(current: Progress, claim: Segments, rules: ContentRules, now: datetim
 def _first_seconds(stored: Segments, claimed: Segments, budget: float) -> Segments:
     """The first `budget` seconds, in video order, of what `claimed` (a union holding `stored`)
     adds to `stored`, cut so that no gap under `GAP` is left before a stored segment (`union`
-    would close it, crediting more than the budget)."""
+    would close it, crediting more than the budget); a cut piece shorter than `MIN_CUT` is left
+    out."""
     kept: list[Segment] = []
     i = 0
     for start, end in claimed:
@@ -450,7 +460,7 @@ def _first_seconds(stored: Segments, claimed: Segments, budget: float) -> Segmen
             cut = piece_start + budget
             if followed and piece_end - cut < GAP:
                 cut = piece_end - GAP
-            if cut > piece_start:
+            if cut - piece_start >= MIN_CUT:
                 kept.append((piece_start, cut))
             return tuple(kept)
     return tuple(kept)

@@ -10,6 +10,7 @@ from lms.domain.progress import (
     END_TOLERANCE,
     GAP,
     GRACE,
+    MIN_CUT,
     ContentRules,
     Progress,
     Refusal,
@@ -234,6 +235,16 @@ def test_quick_heartbeats_do_not_each_add_a_grace() -> None:
     for beat in range(1, 100):  # a heartbeat every 10 ms, each claiming 5 s more
         row = advance(row, claim((5 * beat - 4, 5 * beat + 1)), LONG, at(beat / 100))
     assert row.watched_seconds <= 2 * 1.0 + 2 * GRACE + 1e-9
+
+
+def test_claims_faster_than_the_rate_sent_often_do_not_splinter_the_row() -> None:
+    row = advance(Progress(), claim((0, 5)), LONG, at(0))
+    for beat in range(1, 500):  # every 10 ms, 5 s more each, far ahead of what was credited
+        row = advance(row, claim((5 * beat, 5 * beat + 5)), LONG, at(beat / 100))
+    # 5 s of wall clock at 2x, plus the grace: pieces of a second at least, not 500 slivers.
+    assert row.watched_seconds <= 2 * 5 + 2 * GRACE
+    assert len(row.played) <= 2 * 5 / MIN_CUT + 1
+    assert all(end - start >= MIN_CUT for start, end in row.played)
 
 
 def test_a_claim_taken_before_the_rows_last_credit_credits_nothing_and_is_not_counted() -> None:
