@@ -3,7 +3,9 @@
 `apply_batch` stores many writes in two statements and no explicit transaction, each statement
 atomic on its own. The first reads, for every (user, content) named, the content's rules, the
 enrolment and the stored row with its version; Python checks each write against the rules and
-merges it (`lms.domain.progress`); the second writes the rows that changed - updating an
+merges it (`lms.domain.progress`: its new coverage credited no faster than the course's maximum
+playback rate allows since the row's `credited_at`, measured at the write's `received_at`, the
+rest counted in `clamped_seconds`); the second writes the rows that changed - updating an
 existing row only where its version is still the one read and the rules and enrolment it was
 merged under still hold, inserting a missing one only if nobody inserted it meanwhile - and
 says which rows it wrote. The same statement adds what each row it wrote newly credited (the
