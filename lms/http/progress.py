@@ -22,6 +22,10 @@ async def record(who: Principal, body: ProgressUpdate) -> Response:
     """Record a heartbeat (video: `position`, `played` segments) or complete a text
     (`completed: true`); answers with the merged state once it is stored.
 
+    Played time is credited no faster than the course's `max_playback_rate` allows since the
+    last credited heartbeat (plus a few seconds' grace); what a heartbeat claims beyond that is
+    not credited, and the answer's `clamped_seconds` counts it (the instructor sees it too).
+
     Only learners enrolled in the content's course record progress (403 otherwise). An optional
     `X-Device-Id` header names the device, so the change is not echoed back to it live.
     """
