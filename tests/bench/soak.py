@@ -44,12 +44,16 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import os
 import resource
 import shutil
+import signal
 import sys
 import time
+import tracemalloc
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +81,7 @@ from tests.databases import admin_sql, with_database
 from tests.e2e.admins import create_admin, signed_in
 from tests.e2e.nodes import SECRET, NodeProcess, node_env, run_cli, start_node
 from tests.nginx import Nginx, render_lms_conf, start_nginx, write_media_keys
+from tests.polling import eventually
 from tests.services import scratch_dir, start_postgres, start_redis
 from tests.smtp_server import SmtpServer
 from tests.sql import sql
@@ -169,7 +174,11 @@ async def cluster_up(
             node_dir = root / name
             node_dir.mkdir()
             node_env_of = env | {"LMS_NODE_ID": name, "LMS_DATA_DIR": str(node_dir)}
-            node = await start_node(node_env_of, node_dir / "node.log")
+            probe = []
+            if args.heap_probe or args.heap_trace:
+                probe = ["-m", "tests.bench.heap_probe", str(node_dir)]
+                probe += ["--trace"] if args.heap_trace else []
+            node = await start_node(node_env_of, node_dir / "node.log", launcher=probe)
             stack.push_async_callback(_stop_node, node)
             nodes.append(node)
         conf_dir = root / "nginx"
@@ -396,7 +405,13 @@ async def load(
             gc.collect()
             gc.freeze()
             run.go.set()
-            await trio.sleep(args.minutes * 60)
+            # Under --heap-probe, the nodes' heaps after the warm-up third and at the end.
+            await trio.sleep(args.minutes * 20)
+            if args.heap_probe or args.heap_trace:
+                await heap_snapshots(cluster, 0)
+            await trio.sleep(args.minutes * 40)
+            if args.heap_probe or args.heap_trace:
+                await heap_snapshots(cluster, 1)
             # The window still open is the last one.
             run.stop.set()
         observers.cancel_scope.cancel()
@@ -424,6 +439,45 @@ def dashboards(plan: Plan, pollers: int) -> list[tuple[str, str]]:
             token = plan.learners[-(i // 2) - 1][1]
             chosen.append(("/api/v1/dashboard/stats", token))
     return chosen
+
+
+async def heap_snapshots(cluster: Cluster, n: int) -> None:
+    """Ask every node for its heap snapshot number `n` (tests/bench/heap_probe.py)."""
+    for node in cluster.nodes:
+        node.process.send_signal(signal.SIGUSR2)
+    for node in cluster.nodes:
+        await eventually(trio.Path(node.log_path.parent / f"{n}.types").exists, bool, within=120)
+
+
+def print_heap_growth(root: Path, top: int = 12, frames: int = 8) -> None:
+    """What each node's heap held more at the end than after the warm-up: objects by type,
+    and under `--heap-trace` bytes by allocating call stack (ours and the libraries')."""
+    for name in "ab":
+        first, last = (
+            Counter(json.loads((root / name / f"{n}.types").read_text())) for n in (0, 1)
+        )
+        grown = Counter(last)
+        grown.subtract(first)
+        print(f"\nnode {name}: objects {sum(first.values()):,} -> {sum(last.values()):,}; grew:")
+        for kind, count in grown.most_common(top):
+            print(f"  {count:+,}  {kind} ({first[kind]:,} -> {last[kind]:,})")
+    if not (root / "a" / "0.snapshot").exists():
+        return
+    ignored = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
+    ]
+    for name in "ab":
+        before, after = (
+            tracemalloc.Snapshot.load(str(root / name / f"{n}.snapshot")).filter_traces(ignored)
+            for n in (0, 1)
+        )
+        grew = sum(s.size_diff for s in after.compare_to(before, "filename"))
+        print(f"\nnode {name}: the traced heap grew {grew / MIB:+.2f} MiB; the most, by stack:")
+        for stat in after.compare_to(before, "traceback")[: top // 2]:
+            print(f"  {stat.size_diff / 1024:+,.0f} KiB in {stat.count_diff:+,} blocks")
+            for line in stat.traceback.format(limit=frames, most_recent_first=True):
+                print(f"    {line}")
 
 
 # --- the verdict --------------------------------------------------------------------------------
@@ -456,6 +510,19 @@ async def missing_updates(dsn: str, plan: Plan, ledger: Ledger) -> tuple[int, li
                 f"user {user_id}: position {row['position']} < acked {ledger.position[user_id]}"
             )
     return len(ledger.played), missing
+
+
+async def print_undelivered(dsn: str, addresses: list[str]) -> None:
+    """Where the mail that never arrived stands in the outbox: why it is missing."""
+    rows = await sql(
+        dsn,
+        "SELECT to_address, template, state, attempts, now() - created_at AS age,"
+        " due_at - now() AS due_in, sent_at - created_at AS sent_after, last_error"
+        " FROM outbox WHERE to_address = ANY($1::text[]) ORDER BY id",
+        addresses,
+    )
+    for row in rows:
+        print(f"  {dict(row)}")
 
 
 def growth(samples: list[Sample], value: str, node: int, span: tuple[float, float]) -> float:
@@ -564,6 +631,8 @@ async def soak(
         alive = [node.process.returncode is None for node in cluster.nodes]
     duration = args.minutes * 60
     print_table(record, duration)
+    if args.heap_probe or args.heap_trace:
+        print_heap_growth(root)
 
     users, missing = await missing_updates(dsn, cluster.plan, ledger)
     total_ops = sum(k.total_done + k.total_errors for k in run.tally.kinds.values())
@@ -576,6 +645,7 @@ async def soak(
         f"mail: {len(mail.requested)} password resets asked, {len(mail.delivered)} delivered"
         f" to the SMTP server"
     )
+    await print_undelivered(dsn, mail.undelivered())
     print(
         f"progress: {ledger.acks:,} acked heartbeats of {users:,} learners checked against"
         f" PostgreSQL, {len(missing)} missing"
@@ -618,6 +688,17 @@ def main() -> None:
     parser.add_argument("--report", type=float, default=30.0, help="s between reports")
     parser.add_argument("--sample", type=float, default=5.0, help="s between node samples")
     parser.add_argument("--keep", metavar="DIR", help="copy the nodes' and nginx's logs here")
+    parser.add_argument(
+        "--heap-probe",
+        action="store_true",
+        help="count the nodes' objects by type after the first third and at the end, and"
+        " print what grew (tests/bench/heap_probe.py)",
+    )
+    parser.add_argument(
+        "--heap-trace",
+        action="store_true",
+        help="--heap-probe, and tracemalloc's bytes by call stack (overloads the nodes)",
+    )
     args = parser.parse_args()
     if args.short:
         args.minutes, args.report = 2.0, 15.0
