@@ -64,15 +64,17 @@ async def make_course(
 
 async def a_day_later(api: httpx.AsyncClient, dsn: str, who: Login, content_id: int) -> None:
     """The learner opens the video (a heartbeat with nothing played) and a day passes, as far
-    as credit goes: the row's `credited_at` moves a day back in SQL (lms/domain/progress.py
-    `credit`), so their next heartbeat may claim up to a day of playback. The row's version
+    as credit goes: the row's `credited_at` (none yet, if nothing was credited: now) moves a
+    day back in SQL (lms/domain/progress.py `credit`), so their next heartbeat may claim up to
+    a day of playback. The row's version
     moves on too, so a node that remembers it reads it again, as after another node's write."""
     opened = await api.post(PROGRESS, json={"content_id": content_id}, headers=who.auth)
     assert opened.status_code == 200, opened.text
     await sql(
         dsn,
         """
-        UPDATE progress SET credited_at = credited_at - interval '1 day', version = version + 1
+        UPDATE progress
+        SET credited_at = coalesce(credited_at, now()) - interval '1 day', version = version + 1
         WHERE user_id = $1 AND content_id = $2
         """,
         who.user_id,
