@@ -26,25 +26,26 @@ stored may simply send it again.
 Credit: watching cannot be faked faster than the course allows
 --------------------------------------------------------------
 A client could claim any segments, so `advance` (where the stored row and a new claim meet, with
-the server's `now`) credits new coverage no faster than the wall clock allows: between any two of
-a learner's heartbeats on a content, the watched seconds grow by at most `max_rate` times the
-time between them, plus `GRACE` seconds' worth at that rate (so the first heartbeat of a
-session, which reports what played before it, is not refused). The row keeps `credited_at`,
+the server's time the claim was received) credits new coverage no faster than the wall clock
+allows: between two of a learner's heartbeats on a content that claim new coverage, the watched
+seconds grow by at most `max_rate` times the time between them, plus `GRACE` seconds' worth at
+that rate (so the first heartbeat of a session, which reports what played before it, is not
+refused). The row keeps `credited_at`,
 the time up to which its allowance is spent: a claim may add `max_rate * (now - credited_at)`
 seconds of new coverage (a row never credited: the grace). A heartbeat claiming new coverage,
 granted `g` of an allowance `A`, moves `credited_at` to `now`, less what is left of `A` up to
 the grace: unused allowance carries over only that far, so many heartbeats in quick succession
-cannot each add a grace. So between two heartbeats that claim new coverage, the watched seconds
-grow by at most `max_rate` times the time between them plus the grace. A paused player sends
+cannot each add a grace. A paused player sends
 no heartbeats, and a device offline sends its played segments later: the time in between is
 credited as the rule says.
 
 A claim beyond its allowance is clamped, never silently accepted: its new coverage is credited
-from the start of the video onwards up to the allowance, the rest dropped and added to the
-row's `clamped_seconds`, which the course's instructor sees. Completion is decided on what was
-credited. The same heartbeat recorded twice at once is credited once (the second finds its
-allowance spent on it); `clamped_seconds` counts every claim beyond the allowance, a repeated
-one again: it measures what the client claimed. A claim the server took before the row's
+from the start of the video onwards up to the allowance (a piece cut short only if it is at
+least `MIN_CUT` long, so a flood of claims does not splinter the row), the rest dropped and
+added to the row's `clamped_seconds`, which the course's instructor sees. Completion is decided
+on what was credited. The same heartbeat recorded twice at once is credited once (the second
+finds its allowance spent on it); `clamped_seconds` counts every claim beyond the allowance, a
+repeated one again: it measures what the client claimed. A claim the server took before the row's
 `credited_at` (a second device's, committed after a later one through another node) finds its
 allowance spent: it credits nothing and is not counted. A claim that adds nothing new (a
 repeat, a paused player's position) changes neither field. `merge` stays a join (it takes the
