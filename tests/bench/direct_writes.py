@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import runpy
 import sys
+from typing import Any
 
 from actors.progress_writer import PUBLISH_BUDGET, Outcome, publish_events
 from lms import node
@@ -49,9 +50,11 @@ def install() -> None:
     `ProgressWriter` still starts, and stays idle)."""
     built = node._services
 
-    def services(settings: Settings, store: node.Store, actors: node.Actors) -> Services:
+    def services(
+        settings: Settings, store: node.Store, actors: node.Actors, *rest: Any
+    ) -> Services:
         direct = ProgressService(store.db, DirectWrites(store.db, actors.publish).record)
-        return dataclasses.replace(built(settings, store, actors), progress=direct)
+        return dataclasses.replace(built(settings, store, actors, *rest), progress=direct)
 
     node._services = services
 
