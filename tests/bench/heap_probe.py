@@ -19,6 +19,7 @@ import gc
 import itertools
 import json
 import os
+import re
 import runpy
 import signal
 import sys
@@ -40,10 +41,20 @@ def install(out_dir: Path, *, trace: bool) -> None:
         n = next(numbers)
         if trace:
             _write(out_dir / f"{n}.snapshot", tracemalloc.take_snapshot().dump)
-        types = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+        types = Counter(map(_kind, gc.get_objects()))
         _write(out_dir / f"{n}.types", lambda path: Path(path).write_text(json.dumps(types)))
 
     signal.signal(signal.SIGUSR2, dump)
+
+
+def _kind(o: object) -> str:
+    """An object's type; for a class or a compiled pattern, which one (a program that makes
+    them as it runs grows by them)."""
+    if isinstance(o, type):
+        return f"class {o.__module__}.{o.__qualname__}"
+    if isinstance(o, re.Pattern):
+        return f"pattern {o.pattern!r:.80}"
+    return f"{type(o).__module__}.{type(o).__qualname__}"
 
 
 def _write(path: Path, write: Callable[[str], object]) -> None:

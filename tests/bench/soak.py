@@ -394,9 +394,10 @@ async def load(
                 )  # fmt: skip
             for path, token in dashboards(cluster.plan, args.pollers):
                 clients.start_soon(poller, run, api, path, token, args.poll_interval)
-            clients.start_soon(
-                uploader, run, uploads, cluster.admin_auth, cluster.upload_course, clip
-            )
+            if args.uploads:
+                clients.start_soon(
+                    uploader, run, uploads, cluster.admin_auth, cluster.upload_course, clip
+                )
             clients.start_soon(
                 resetter, run, api, mail, cluster.emails[args.players :], args.reset_interval
             )
@@ -685,6 +686,12 @@ def main() -> None:
     parser.add_argument("--range-interval", type=float, default=2.0, help="s between ranges")
     parser.add_argument("--poll-interval", type=float, default=5.0)
     parser.add_argument("--reset-interval", type=float, default=4.0)
+    parser.add_argument(
+        "--uploads",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one upload at a time (--no-uploads: none, to see what they cost)",
+    )
     parser.add_argument("--report", type=float, default=30.0, help="s between reports")
     parser.add_argument("--sample", type=float, default=5.0, help="s between node samples")
     parser.add_argument("--keep", metavar="DIR", help="copy the nodes' and nginx's logs here")

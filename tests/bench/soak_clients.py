@@ -475,14 +475,17 @@ async def resetter(
         if run.stop.is_set():
             return
         t0 = time.monotonic()
+        # Asked before the answer comes: the mail can reach the SMTP server first.
+        mail.requested[address] = t0
         try:
             answer = await api.post("/api/v1/auth/password-reset", json={"email": address})
         except httpx.HTTPError as exc:
             run.tally.fail("reset request", type(exc).__name__)
+            del mail.requested[address]
         else:
             if answer.status_code == 202:
                 run.tally.ok("reset request", time.monotonic() - t0)
-                mail.requested[address] = t0
             else:
                 run.tally.fail("reset request", str(answer.status_code))
+                del mail.requested[address]
         next_at = await run.next_tick(next_at, interval)
