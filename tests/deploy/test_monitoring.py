@@ -186,6 +186,9 @@ def families_in_code() -> dict[str, str]:
             func = node.func
             constructor = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
             first = node.args[0]
+            # lms/observability/requests.py `_family(CounterMetricFamily, "name", ...)`
+            if isinstance(first, ast.Name) and first.id in FAMILY_TYPES and node.args[1:]:
+                constructor, first = first.id, node.args[1]
             if constructor in FAMILY_TYPES and isinstance(first, ast.Constant):
                 kind = FAMILY_TYPES[constructor]
                 name = str(first.value)
