@@ -5,16 +5,19 @@ were allocated (tracemalloc), dumped on a signal.
 
 runs MODULE as ``__main__`` (as ``python -m MODULE ARGS`` would); on SIGUSR2 it writes
 OUT_DIR/<n>.types (n = 0, 1, ...): JSON, the objects the collector tracks counted by type
-(containers and instances: what a Python leak is made of; written whole, then renamed into
-place), and with `--trace` first OUT_DIR/<n>.snapshot, tracemalloc's snapshot of every block
-still allocated with `FRAMES` frames of where. The soak (tests/bench/soak.py `--heap-probe`)
-compares the last dump with the first to name what grew. Counting walks the heap (a fraction
-of a second per dump); tracing makes every allocation several times dearer, which overloads a
-node under the soak's full load: for finding a leak at a lighter load, not for figures.
+(containers and instances: what a Python leak is made of); then OUT_DIR/<n>.trim: its RSS (KiB)
+before and after glibc's `malloc_trim(0)` (memory freed but kept by the C heap is no leak); and
+with `--trace`, first, OUT_DIR/<n>.snapshot: tracemalloc's snapshot of every block still
+allocated, with `FRAMES` frames of where. Each file is written whole, then renamed into place.
+The soak (tests/bench/soak.py `--heap-probe`) compares the last dump with the first to name
+what grew. Counting walks the heap (a fraction of a second per dump); tracing makes every
+allocation several times dearer, which overloads a node under the soak's full load: for
+finding a leak at a lighter load, not for figures.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import itertools
 import json
@@ -43,8 +46,23 @@ def install(out_dir: Path, *, trace: bool) -> None:
             _write(out_dir / f"{n}.snapshot", tracemalloc.take_snapshot().dump)
         types = Counter(map(_kind, gc.get_objects()))
         _write(out_dir / f"{n}.types", lambda path: Path(path).write_text(json.dumps(types)))
+        # What glibc holds free but keeps: RSS before and after handing it back.
+        trimmed = [_rss_kib(), _trim(), _rss_kib()]
+        _write(out_dir / f"{n}.trim", lambda path: Path(path).write_text(json.dumps(trimmed)))
 
     signal.signal(signal.SIGUSR2, dump)
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _trim() -> int:
+    """glibc's malloc_trim(0): free heap memory back to the system; 1 if any was."""
+    return int(ctypes.CDLL("libc.so.6").malloc_trim(0))
 
 
 def _kind(o: object) -> str:

@@ -401,8 +401,8 @@ async def load(
             clients.start_soon(
                 resetter, run, api, mail, cluster.emails[args.players :], args.reset_interval
             )
-            # A minute's garbage is a few MB; without collections of the setup's objects the
-            # generator's pauses stay out of what it measures.
+            # The setup's objects (2,000 sockets' worth) out of the collector's walks: its
+            # passes stay short, and so do the pauses every latency measured here would carry.
             gc.collect()
             gc.freeze()
             run.go.set()
@@ -413,7 +413,6 @@ async def load(
             await trio.sleep(args.minutes * 40)
             if args.heap_probe or args.heap_trace:
                 await heap_snapshots(cluster, 1)
-            # The window still open is the last one.
             run.stop.set()
         observers.cancel_scope.cancel()
     with trio.move_on_after(MAIL_GRACE):
@@ -447,7 +446,7 @@ async def heap_snapshots(cluster: Cluster, n: int) -> None:
     for node in cluster.nodes:
         node.process.send_signal(signal.SIGUSR2)
     for node in cluster.nodes:
-        await eventually(trio.Path(node.log_path.parent / f"{n}.types").exists, bool, within=120)
+        await eventually(trio.Path(node.log_path.parent / f"{n}.trim").exists, bool, within=120)
 
 
 def print_heap_growth(root: Path, top: int = 12, frames: int = 8) -> None:
@@ -459,7 +458,12 @@ def print_heap_growth(root: Path, top: int = 12, frames: int = 8) -> None:
         )
         grown = Counter(last)
         grown.subtract(first)
-        print(f"\nnode {name}: objects {sum(first.values()):,} -> {sum(last.values()):,}; grew:")
+        trims = [json.loads((root / name / f"{n}.trim").read_text()) for n in (0, 1)]
+        print(
+            f"\nnode {name}: RSS {trims[0][0] / 1024:.1f} -> {trims[1][0] / 1024:.1f} MiB,"
+            f" after malloc_trim {trims[0][2] / 1024:.1f} -> {trims[1][2] / 1024:.1f} MiB"
+        )
+        print(f"node {name}: objects {sum(first.values()):,} -> {sum(last.values()):,}; grew:")
         for kind, count in grown.most_common(top):
             print(f"  {count:+,}  {kind} ({first[kind]:,} -> {last[kind]:,})")
     if not (root / "a" / "0.snapshot").exists():
