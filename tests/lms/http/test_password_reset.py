@@ -4,7 +4,6 @@ per client."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
@@ -26,6 +25,7 @@ from tests import reset_mail
 from tests.answer_times import assert_alike
 from tests.lms.http.conftest import PASSWORD, log_in, sign_up
 from tests.polling import eventually
+from tests.sql import sql
 
 RESET = "/api/v1/auth/password-reset"
 CONFIRM = "/api/v1/auth/password-reset/confirm"
@@ -39,21 +39,8 @@ def settings(settings: Settings) -> Settings:
     return replace(settings, reset_limit_per_address=PLENTY, reset_limit_per_ip=PLENTY)
 
 
-async def query(dsn: str, statement: str, *args: object) -> list[asyncpg.Record]:
-    """One statement on the test's database, straight (not through the API)."""
-
-    async def run() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await conn.fetch(statement, *args)
-        finally:
-            await conn.close()
-
-    return await trio.to_thread.run_sync(asyncio.run, run())
-
-
 async def reset_mails(dsn: str) -> list[asyncpg.Record]:
-    return await query(
+    return await sql(
         dsn,
         """
         SELECT idempotency_key, user_id, to_address, template, context, message_id
@@ -105,7 +92,7 @@ async def test_the_answer_is_the_same_whether_or_not_an_account_has_the_address(
     assert [(m["to_address"], m["template"]) for m in mails] == [
         ("ann@example.org", "password_reset")
     ]
-    resets = await query(database_url, "SELECT id, user_id FROM password_resets")
+    resets = await sql(database_url, "SELECT id, user_id FROM password_resets")
     assert len(resets) == 1
     assert mails[0]["idempotency_key"] == f"reset:{resets[0]['id']}"
     assert mails[0]["user_id"] == resets[0]["user_id"]
@@ -170,7 +157,7 @@ async def test_an_expired_token_is_refused(
 ) -> None:
     await sign_up(api, "ann@example.org")
     token = await mailed_token(api, settings, "ann@example.org")
-    await query(database_url, "UPDATE password_resets SET expires_at = now() - interval '1 s'")
+    await sql(database_url, "UPDATE password_resets SET expires_at = now() - interval '1 s'")
     refused = await confirm(api, token)
     assert refused.status_code == 410
     assert refused.json()["error"]["code"] == "reset_token_expired"
@@ -182,9 +169,7 @@ async def test_a_token_expires_an_hour_after_it_was_asked_for(
 ) -> None:
     await sign_up(api, "ann@example.org")
     await mailed_token(api, settings, "ann@example.org")
-    (row,) = await query(
-        database_url, "SELECT expires_at - created_at AS life FROM password_resets"
-    )
+    (row,) = await sql(database_url, "SELECT expires_at - created_at AS life FROM password_resets")
     assert row["life"].total_seconds() == pytest.approx(3600, abs=1)
 
 
@@ -264,7 +249,7 @@ async def test_only_the_tokens_hash_is_stored(
 ) -> None:
     await sign_up(api, "ann@example.org")
     token = await mailed_token(api, settings, "ann@example.org")
-    (row,) = await query(database_url, "SELECT token_hash FROM password_resets")
+    (row,) = await sql(database_url, "SELECT token_hash FROM password_resets")
     assert bytes(row["token_hash"]) == hashlib.sha256(token.encode()).digest()
     assert len(token) >= 43  # 32 random bytes
 
